@@ -13,9 +13,13 @@ import { openImageArchive } from '../transport/read-archive.js';
 
 const rootOption = { type: 'string', describe: 'local store (env STRATA_ROOT; default /var/lib/strata as root)', default: Store.defaultRoot() } as const;
 
-function parseBuildArgs(values: string[] | undefined): Map<string, string> {
+/** Repeatable flags: yargs gives one value as a string and repeats as an array (`array: true`
+ * would also swallow the positional context that follows). */
+const list = (value: string | string[] | undefined): string[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+
+function parseBuildArgs(values: string | string[] | undefined): Map<string, string> {
   const args = new Map<string, string>();
-  for (const value of values ?? []) {
+  for (const value of list(values)) {
     const eq = value.indexOf('=');
     if (eq > 0) args.set(value.slice(0, eq), value.slice(eq + 1));
     else if (process.env[value] !== undefined) args.set(value, process.env[value]!);
@@ -55,9 +59,9 @@ async function main(): Promise<void> {
       (y) => y
         .positional('context', { type: 'string', demandOption: true, describe: 'build context directory' })
         .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile (default: CONTEXT/Dockerfile)' })
-        .option('tag', { alias: 't', type: 'string', array: true, describe: 'name[:tag] for the image (repeatable)' })
-        .option('output', { alias: 'o', type: 'string', array: true, describe: 'type=oci|docker|oci-dir,dest=PATH (repeatable)' })
-        .option('build-arg', { type: 'string', array: true, describe: 'NAME=VALUE build argument (repeatable)' })
+        .option('tag', { alias: 't', type: 'string', describe: 'name[:tag] for the image (repeatable)' })
+        .option('output', { alias: 'o', type: 'string', describe: 'type=oci|docker|oci-dir,dest=PATH (repeatable)' })
+        .option('build-arg', { type: 'string', describe: 'NAME=VALUE build argument (repeatable)' })
         .option('target', { type: 'string', describe: 'build this stage' })
         .option('progress', { choices: ['auto', 'plain', 'tty', 'rawjson'] as const, default: 'auto' as const })
         .option('quiet', { alias: 'q', type: 'boolean', describe: 'print only the image digest' })
@@ -77,8 +81,8 @@ async function main(): Promise<void> {
           target: argv.target,
           buildArgs: parseBuildArgs(argv['build-arg']),
           root: argv.root,
-          tags: argv.tag ?? [],
-          outputs: (argv.output ?? []).map(parseOutput),
+          tags: list(argv.tag),
+          outputs: list(argv.output).map(parseOutput),
           progress: argv.quiet ? () => {} : makeRenderer(argv.progress as ProgressMode),
           signal: controller.signal,
         });
@@ -139,6 +143,7 @@ async function main(): Promise<void> {
     )
     .demandCommand(1, 'name a command')
     .strict()
+    .parserConfiguration({ 'greedy-arrays': false })
     .help()
     .fail((msg, err, y) => {
       if (err) throw err;

@@ -45,7 +45,7 @@ export async function commitLayer(entries: AsyncIterable<LayerEntry>, outFile: s
     await pipeline(
       writeTar(counted()),
       measure(tarHash, tarBytes),
-      gzip(opts.level ?? 6),
+      gzipTransform(opts.level ?? 6),
       measure(blobHash, blobBytes),
       createWriteStream(outFile),
     );
@@ -74,7 +74,7 @@ function measure(hash: Hash, bytes: { n: number }) {
 
 /** A gzip stream transform built on pako, whose output equals node:zlib's at the same level: the
  * header has no name and mtime 0, and OS byte 3, so the blob depends only on the tar bytes. */
-export function gzip(level: number) {
+export function gzipTransform(level: number) {
   return async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     const deflate = new pako.Deflate({ level, gzip: true, chunkSize: 1 << 16 });
     const out: Buffer[] = [];

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { BLOCK, TarFormatError, decodeHeaderBlock, isZeroBlock } from './tar.js';
 
@@ -49,9 +49,9 @@ function decompress(file: string, compression: Compression): Readable {
       return createReadStream(file);
     case 'gzip': {
       const gunzip = createGunzip();
-      const input = createReadStream(file);
-      input.on('error', (err) => gunzip.destroy(err));
-      return input.pipe(gunzip);
+      // Errors reach the consumer through gunzip; pipeline also closes the file if gunzip is destroyed early.
+      pipeline(createReadStream(file), gunzip, () => {});
+      return gunzip;
     }
     case 'bzip2':
       return fromCommand('bzip2', file);

@@ -166,7 +166,7 @@ function truncated(what: string): TarFormatError {
 /** Pulls bytes from the input on demand, handing out slices of its chunks without copying. */
 class ByteSource {
   private readonly chunks: AsyncIterator<unknown>;
-  private pending = Buffer.alloc(0);
+  private pending: Buffer = Buffer.alloc(0);
   private ended = false;
   /** Bytes handed out so far: the archive offset of the next byte. */
   offset = 0;

@@ -222,8 +222,10 @@ function safeName(raw: string): string {
   return name;
 }
 
+/** A link's target as written; absolute targets would mean the extracting host's files, so they are refused. */
 function linkTarget(linkname: string | null | undefined, name: string): string {
   if (!linkname) throw new Error(`link ${name} has no target`);
+  if (posix.isAbsolute(linkname)) throw new Error(`unsafe path in archive: link ${name} -> ${JSON.stringify(linkname)}`);
   return linkname;
 }
 

@@ -1,0 +1,73 @@
+// Shared test helpers: run the real CLI, make build contexts over the busybox base, read images
+// back with an independent reader (the peers' oci-layers.py, Python's tarfile).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const repoRoot = path.resolve(import.meta.dirname, '..');
+export const peersDir = path.resolve(repoRoot, '..', 'shared', 'peers');
+export const strataBin = path.join(repoRoot, 'bin', 'strata.js');
+export const busyboxTar = path.join(repoRoot, 'fixtures', 'busybox-rootfs.tar');
+
+export function tempDir(label: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `strata-test-${label}-`));
+}
+
+export interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function strata(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [strataBin, ...args], { cwd: opts.cwd ?? repoRoot, env: { ...process.env, ...opts.env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** A build context with the busybox base tarball and the given Dockerfile (and extra files). */
+export function makeContext(dockerfile: string, files: Record<string, string> = {}): string {
+  const dir = tempDir('ctx');
+  fs.linkSync(busyboxTar, path.join(dir, 'busybox-rootfs.tar'));
+  fs.writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
+  for (const [name, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), content);
+  }
+  return dir;
+}
+
+export interface ImageShape {
+  config: { config: Record<string, unknown>; architecture: string; os: string };
+  history: { empty_layer?: boolean; created_by?: string }[];
+  diff_ids: string[];
+  layers: { ref: string; diff_id: string; whiteouts: string[]; entries: { name: string; type: string; mode: string; uid: number; gid: number; size: number; link: string; xattrs: Record<string, string> }[] }[];
+}
+
+/** Reads an OCI archive with the peers' independent Python reader. */
+export function imageShape(archive: string): ImageShape {
+  const out = execFileSync('python3', [path.join(peersDir, 'oci-layers.py'), archive, '--entries', 'all', '--json'], { maxBuffer: 1 << 28 });
+  return JSON.parse(out.toString()) as ImageShape;
+}
+
+/** Entries of one layer as "type mode uid:gid size name[ -> link]" lines, sorted, base applets skipped. */
+export function entryLines(layer: ImageShape['layers'][number]): string[] {
+  return layer.entries
+    .map((e) => `${e.type} ${(parseInt(e.mode, 8) & 0o7777).toString(8)} ${e.uid}:${e.gid} ${e.type === 'f' ? e.size : 0} ${e.name.replace(/\/$/, '')}${e.link ? ` -> ${e.link}` : ''}`)
+    .sort();
+}
+
+export function overlayMountsUnder(dir: string): string[] {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(' overlay ') && l.includes(dir));
+}
+
+export function tool(name: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+}

@@ -60,7 +60,7 @@ export function imageShape(archive: string): ImageShape {
 /** Entries of one layer as "type mode uid:gid size name[ -> link]" lines, sorted, base applets skipped. */
 export function entryLines(layer: ImageShape['layers'][number]): string[] {
   return layer.entries
-    .map((e) => `${e.type} ${(parseInt(e.mode, 8) & 0o7777).toString(8)} ${e.uid}:${e.gid} ${e.type === 'f' ? e.size : 0} ${e.name.replace(/\/$/, '')}${e.link ? ` -> ${e.link}` : ''}`)
+    .map((e) => `${e.type} ${(Number(e.mode) & 0o7777).toString(8)} ${e.uid}:${e.gid} ${e.type === 'f' ? e.size : 0} ${e.name.replace(/\/$/, '')}${e.link ? ` -> ${e.link}` : ''}`)
     .sort();
 }
 

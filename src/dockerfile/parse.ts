@@ -10,9 +10,9 @@
  * RUN, COPY or ADD line (or ONBUILD of one) that is not in JSON form, one body
  * is read per heredoc operator, in order.
  *
- * This scanner replaces dockerfile-ast's line ranges, which disagree with
- * BuildKit: a heredoc body line ending in `\` swallows the delimiter and the
- * next instruction, `3<<EOF` and `<<"A B"` bodies are parsed as instructions,
+ * This scanner replaces dockerfile-ast (0.7.1), whose line ranges disagree
+ * with BuildKit: a heredoc body line ending in `\` hides the delimiter line
+ * that follows it, `3<<EOF` and `<<"A B"` bodies are parsed as instructions,
  * an escaped escape character (`\\`) at the end of a line continues it, and
  * `# escape=` after an unknown directive is still honoured.
  *
@@ -118,6 +118,7 @@ class Parser {
   parse(): ParsedDockerfile {
     const globalArgs: ArgInstruction[] = [];
     const stages: Stage[] = [];
+    const stageNames = new Set<string>();
     let last: Instruction | undefined;
 
     for (let line = this.readLogicalLine(); line; line = this.readLogicalLine()) {
@@ -125,11 +126,12 @@ class Parser {
       last = instruction;
       if (instruction.kind === 'FROM') {
         const name = instruction.stageName;
-        if (name !== undefined && stages.some((stage) => stage.name === name)) {
-          throw this.error(`duplicate stage name "${name}"`, instruction.loc);
-        }
         const stage: Stage = { index: stages.length, from: instruction, instructions: [] };
-        if (name !== undefined) stage.name = name;
+        if (name !== undefined) {
+          if (stageNames.has(name)) throw this.error(`duplicate stage name "${name}"`, instruction.loc);
+          stageNames.add(name);
+          stage.name = name;
+        }
         stages.push(stage);
         continue;
       }

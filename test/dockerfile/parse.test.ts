@@ -409,6 +409,16 @@ describe('heredocs', () => {
     });
   });
 
+  it('ends the body at the delimiter even after a line ending in the escape character', () => {
+    const [run, user] = body('RUN <<EOF\napt-get install \\\nEOF\nUSER x');
+    expect(run).toMatchObject({ heredocs: [{ content: 'apt-get install \\\n' }], loc: { endLine: 4 } });
+    expect(user).toMatchObject({ kind: 'USER', loc: { startLine: 5 } });
+  });
+
+  it('accepts quoted delimiters containing spaces', () => {
+    expect(only('RUN cat <<"END OF"\nx\nEND OF')).toMatchObject({ heredocs: [{ name: 'END OF', expand: false }] });
+  });
+
   it('accepts a file descriptor before the operator', () => {
     expect(only('RUN cat 3<<EOF\nx\nEOF')).toMatchObject({ heredocs: [{ name: 'EOF', content: 'x\n' }] });
   });

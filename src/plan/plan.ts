@@ -1,6 +1,7 @@
 // The build plan: which stages the target needs, in order, each with its steps, and for every step
 // whether it changes the filesystem (RUN, COPY, ADD, WORKDIR: a layer unless its diff is empty) or
 // only the image config. Pure: a parsed Dockerfile in, data out.
+import { ArgScope, platformArgs, type PlatformSpec } from '../dockerfile/args.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import { expandWord } from '../dockerfile/expand.js';
 import type { ParsedDockerfile, Stage, StageInstruction } from '../dockerfile/types.js';
@@ -38,8 +39,10 @@ export interface BuildPlan {
   syntax?: string;
   /** the stages the target needs, dependencies first; the last one is the target */
   stages: PlannedStage[];
-  /** global ARG values (defaults overridden by build args) for FROM lines */
-  globalArgs: Map<string, string>;
+  /** ARGs before the first FROM (defaults expanded, not yet overridden by build args) */
+  globalArgs: { name: string; default?: string }[];
+  /** values of the predefined platform ARGs (TARGETARCH, BUILDPLATFORM, ...) */
+  predefinedArgs: Record<string, string>;
 }
 
 const FS_KINDS = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
@@ -47,21 +50,35 @@ const FS_KINDS = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
 export interface PlanOptions {
   target?: string;
   buildArgs?: Map<string, string>;
+  platform?: PlatformSpec;
+}
+
+/** A stage's ARG scope: build args, the predefined ARGs and the global ARGs of the plan. */
+export function stageArgScope(plan: Pick<BuildPlan, 'globalArgs' | 'predefinedArgs'>, buildArgs: Map<string, string>): ArgScope {
+  const scope = new ArgScope(buildArgs, plan.predefinedArgs);
+  for (const decl of plan.globalArgs) scope.declareGlobal(decl.name, decl.default);
+  scope.enterStage();
+  return scope;
 }
 
 export function makePlan(parsed: ParsedDockerfile, opts: PlanOptions = {}): BuildPlan {
   const buildArgs = opts.buildArgs ?? new Map<string, string>();
-  const globalArgs = new Map<string, string>();
+  const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' };
+  const predefinedArgs = platformArgs(platform, platform);
+  const globals = new ArgScope(buildArgs, predefinedArgs);
+  const globalArgs: { name: string; default?: string }[] = [];
   for (const arg of parsed.globalArgs) {
     for (const decl of arg.args) {
-      const value = buildArgs.get(decl.name) ?? (decl.default !== undefined ? expandWord(decl.default, globalArgs, parsed.escape) : undefined);
-      if (value !== undefined) globalArgs.set(decl.name, value);
+      const value = decl.default === undefined ? undefined : expandWord(decl.default, globals.forFrom(), parsed.escape);
+      globals.declareGlobal(decl.name, value);
+      globalArgs.push({ name: decl.name, default: value });
     }
   }
+  const fromEnv = globals.forFrom();
   const byName = new Map<string, number>();
   const planned: PlannedStage[] = [];
   for (const stage of parsed.stages) {
-    planned.push(planStage(parsed, stage, byName, globalArgs));
+    planned.push(planStage(parsed, stage, byName, fromEnv));
     if (stage.name) byName.set(stage.name, stage.index);
   }
   if (planned.length === 0) throw new DockerfileError('no build stage in current context', { file: parsed.file, line: 1 }, parsed.lines);
@@ -81,6 +98,7 @@ export function makePlan(parsed: ParsedDockerfile, opts: PlanOptions = {}): Buil
     syntax: parsed.syntax,
     stages: planned.filter((s) => needed.has(s.index)),
     globalArgs,
+    predefinedArgs,
   };
 }
 
@@ -91,9 +109,9 @@ function resolveTarget(parsed: ParsedDockerfile, planned: PlannedStage[], target
   return stage.index;
 }
 
-function planStage(parsed: ParsedDockerfile, stage: Stage, byName: Map<string, number>, globalArgs: Map<string, string>): PlannedStage {
+function planStage(parsed: ParsedDockerfile, stage: Stage, byName: Map<string, number>, fromEnv: Map<string, string>): PlannedStage {
   const from = stage.from;
-  const image = expandWord(from.image, globalArgs, parsed.escape);
+  const image = expandWord(from.image, fromEnv, parsed.escape);
   const line = from.loc.startLine;
   let base: StageBase;
   if (image === 'scratch') base = { kind: 'scratch' };

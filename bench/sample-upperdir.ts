@@ -1,0 +1,69 @@
+// A 200 MB upperdir shaped like a real layer: a few large incompressible files (binaries, archives)
+// and many small compressible text files (sources, configs, docs).
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+const MB = 1e6;
+const RANDOM_FILES = 4;
+const RANDOM_FILE_BYTES = 25 * MB;
+const TEXT_DIRS = 40;
+const TEXT_FILES_PER_DIR = 50;
+const TEXT_FILE_BYTES = 50_000;
+const CORPUS_BYTES = 4 * MB;
+
+export interface SampleUpperdir {
+  bytes: number;
+  files: number;
+}
+
+export async function makeSampleUpperdir(dir: string): Promise<SampleUpperdir> {
+  const random = seededRandom(0x5742a7a);
+  await mkdir(path.join(dir, 'opt/app'), { recursive: true });
+  for (let i = 0; i < RANDOM_FILES; i++) {
+    await writeFile(path.join(dir, 'opt/app', `blob-${i}.bin`), randomBytes(RANDOM_FILE_BYTES));
+  }
+  const corpus = textCorpus(random);
+  for (let d = 0; d < TEXT_DIRS; d++) {
+    const sub = path.join(dir, 'usr/share/app', `module-${d}`);
+    await mkdir(sub, { recursive: true });
+    for (let f = 0; f < TEXT_FILES_PER_DIR; f++) {
+      // A different window of the corpus per file: gzip's 32 KiB window sees no repeats across files.
+      const start = Math.floor(random() * (corpus.length - TEXT_FILE_BYTES));
+      await writeFile(path.join(sub, `file-${f}.txt`), corpus.subarray(start, start + TEXT_FILE_BYTES));
+    }
+  }
+  const textFiles = TEXT_DIRS * TEXT_FILES_PER_DIR;
+  return { bytes: RANDOM_FILES * RANDOM_FILE_BYTES + textFiles * TEXT_FILE_BYTES, files: RANDOM_FILES + textFiles };
+}
+
+/** Indented lines of words from a fixed vocabulary: compresses about as well as source code (~3x). */
+function textCorpus(random: () => number): Buffer {
+  const letters = 'abcdefghijklmnopqrstuvwxyz_';
+  const vocabulary = Array.from({ length: 4096 }, () => {
+    const length = 2 + Math.floor(random() * 9);
+    return Array.from({ length }, () => letters[Math.floor(random() * letters.length)]).join('');
+  });
+  const lines: string[] = [];
+  let size = 0;
+  while (size < CORPUS_BYTES) {
+    const indent = ' '.repeat(2 * Math.floor(random() * 5));
+    const words = Array.from({ length: 3 + Math.floor(random() * 10) }, () => vocabulary[Math.floor(random() * vocabulary.length)]);
+    const line = `${indent}${words.join(' ')};\n`;
+    lines.push(line);
+    size += line.length;
+  }
+  return Buffer.from(lines.join(''));
+}
+
+/** mulberry32: a small deterministic PRNG, so every run commits the same text. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}

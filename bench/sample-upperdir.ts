@@ -40,7 +40,7 @@ export async function makeSampleUpperdir(dir: string): Promise<SampleUpperdir> {
 /** Indented lines of words from a fixed vocabulary: compresses about as well as source code (~3x). */
 function textCorpus(random: () => number): Buffer {
   const letters = 'abcdefghijklmnopqrstuvwxyz_';
-  const vocabulary = Array.from({ length: 4096 }, () => {
+  const vocabulary = Array.from({ length: 512 }, () => {
     const length = 2 + Math.floor(random() * 9);
     return Array.from({ length }, () => letters[Math.floor(random() * letters.length)]).join('');
   });

@@ -253,7 +253,8 @@ describe('strata layers', () => {
   it('lists per layer the instruction and entries, whiteouts and opaque dirs marked', async () => {
     expectOk(await strata(['build', '--root', root, '-q', '-t', 'test/layers:1', '--output', `type=oci,dest=${oci}`, '--output', `type=docker,dest=${docker}`, context(DOCKERFILE)]));
     const text = await listing('test/layers:1', false);
-    const blocks = text.split(/\n(?=layer )/);
+    expect(text.endsWith('\n')).toBe(true);
+    const blocks = text.trimEnd().split(/\n(?=layer )/);
     expect(blocks).toHaveLength(3);
     expect(blocks[0]).toMatch(/^layer 0  sha256:[0-9a-f]{64}  \d+ bytes  281 entries\n  ADD busybox-rootfs\.tar \/\n/);
     const rows = (block: string): string[] => block.split('\n').slice(1).map((l) => l.trim().replace(/\s+/g, ' '));
@@ -342,7 +343,7 @@ describe('build flags', () => {
   });
 
   it('--progress rawjson: one JSON object per line with step-start, step-output, step-done, build-done', async () => {
-    const run = await strata(['build', '--root', root, '--progress', 'rawjson', context('FROM scratch\nADD busybox-rootfs.tar /\nENV K=v\nRUN echo raw-one && echo raw-two >&2\n')]);
+    const run = await strata(['build', '--root', root, '--progress', 'rawjson', context('FROM scratch\nADD busybox-rootfs.tar /\nENV K=v\nRUN echo raw-one && echo raw-two >&2 && echo f > /f\n')]);
     expectOk(run);
     const events = run.stderr.trim().split('\n').map((l) => JSON.parse(l) as { type: string; step?: number; [k: string]: unknown });
     for (const e of events) expect(typeof e.type).toBe('string');
@@ -350,7 +351,7 @@ describe('build flags', () => {
     expect(events.filter((e) => e.type === 'step-start').map((e) => `${e.step}/${e.total} ${e.line} ${e.instruction}`)).toEqual([
       '1/3 2 ADD busybox-rootfs.tar /',
       '2/3 3 ENV K=v',
-      '3/3 4 RUN echo raw-one && echo raw-two >&2',
+      '3/3 4 RUN echo raw-one && echo raw-two >&2 && echo f > /f',
     ]);
     const done = events.filter((e) => e.type === 'step-done');
     expect(done.map((e) => `${e.step} ${e.emptyLayer}`)).toEqual(['1 false', '2 true', '3 false']);
@@ -366,10 +367,10 @@ describe('build flags', () => {
   });
 
   it('--progress plain: the RUN output lines prefixed with [N]', async () => {
-    const run = await strata(['build', '--root', root, '--progress', 'plain', context('FROM scratch\nADD busybox-rootfs.tar /\nENV K=v\nRUN echo plain-one && printf "plain-two\\nno-newline"\n')]);
+    const run = await strata(['build', '--root', root, '--progress', 'plain', context('FROM scratch\nADD busybox-rootfs.tar /\nENV K=v\nRUN echo plain-one && printf "plain-two\\nno-newline" && echo f > /f\n')]);
     expectOk(run);
     const lines = run.stderr.split('\n').map((l) => l.replace(/^#\d+\.\d{3} /, ''));
-    expect(lines).toContain('[3/3] RUN echo plain-one && printf "plain-two\\nno-newline"');
+    expect(lines).toContain('[3/3] RUN echo plain-one && printf "plain-two\\nno-newline" && echo f > /f');
     const runOutput = lines.filter((l) => /^\[3\] (plain|no-)/.test(l));
     expect(runOutput).toEqual(['[3] plain-one', '[3] plain-two', '[3] no-newline']);
     expect(lines.some((l) => /^\[2\] DONE .*\(no layer\)$/.test(l))).toBe(true);

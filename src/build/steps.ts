@@ -1,0 +1,164 @@
+// What each instruction means for the stage's state: metadata instructions edit the image config,
+// filesystem instructions are resolved (words expanded with the stage's ENV and ARGs) into an action
+// the builder executes.
+import type { ArgScope } from '../dockerfile/args.js';
+import { DockerfileError } from '../dockerfile/errors.js';
+import { expandInstruction } from '../dockerfile/expand.js';
+import type { CommandLine, StageInstruction } from '../dockerfile/types.js';
+import * as mutate from '../image/mutate.js';
+import type { ImageConfig, LayerRecord } from '../image/types.js';
+import type { PlannedStep } from '../plan/plan.js';
+
+export interface StageState {
+  config: ImageConfig;
+  layers: LayerRecord[];
+  name?: string;
+  /** the stage's ARGs: in the environment of RUN and in expansions, never in the image */
+  args: ArgScope;
+  /** whether this stage set CMD itself (ENTRYPOINT resets an inherited CMD only) */
+  cmdSet: boolean;
+  escape: string;
+}
+
+/** An error of one step: it names the Dockerfile and line. */
+export class StepError extends DockerfileError {
+  static wrap(err: Error, step: PlannedStep): StepError {
+    const wrapped = new StepError(err.message, { file: step.file, line: step.line });
+    wrapped.cause = err;
+    return wrapped;
+  }
+}
+
+export type FsAction =
+  | { action: 'run'; argv: string[] }
+  | { action: 'workdir'; path: string }
+  | { action: 'copy' | 'add'; sources: string[]; dest: string; from?: string; chown?: string; chmod?: number };
+
+const DEFAULT_SHELL = ['/bin/sh', '-c'];
+
+function configEnv(config: ImageConfig): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const entry of config.config.Env ?? []) {
+    const eq = entry.indexOf('=');
+    env.set(eq < 0 ? entry : entry.slice(0, eq), eq < 0 ? '' : entry.slice(eq + 1));
+  }
+  return env;
+}
+
+function expanded(state: StageState, step: PlannedStep): StageInstruction {
+  return expandInstruction(step.instruction, state.args.expansionEnv(configEnv(state.config)), state.escape) as StageInstruction;
+}
+
+/** The environment of a RUN: the image's Env, plus the stage's ARGs and undeclared proxy args. */
+export function runEnv(state: StageState): string[] {
+  return [...state.args.runEnv(configEnv(state.config))].map(([name, value]) => `${name}=${value}`);
+}
+
+function commandArgv(state: StageState, command: CommandLine): string[] {
+  if (command.form === 'exec') return command.args;
+  return [...(state.config.config.Shell ?? DEFAULT_SHELL), command.args[0]];
+}
+
+const lastFlag = (flags: Record<string, string[]>, name: string): string | undefined => flags[name]?.[flags[name].length - 1];
+
+export function resolveFsStep(state: StageState, step: PlannedStep): FsAction {
+  const ins = expanded(state, step);
+  switch (ins.kind) {
+    case 'RUN':
+      if (ins.heredocs.length > 0 || Object.keys(ins.flags).length > 0) {
+        throw new StepError(`RUN ${ins.heredocs.length ? 'heredocs' : `--${Object.keys(ins.flags)[0]}`} is not supported yet`, { file: step.file, line: step.line });
+      }
+      return { action: 'run', argv: commandArgv(state, ins.command) };
+    case 'WORKDIR':
+      return { action: 'workdir', path: workdirPath(state.config, ins.path) };
+    case 'COPY':
+    case 'ADD': {
+      if (ins.heredocs.length > 0) throw new StepError(`${ins.kind} heredocs are not supported yet`, { file: step.file, line: step.line });
+      const chmod = lastFlag(ins.flags, 'chmod');
+      if (chmod !== undefined && !/^[0-7]{3,4}$/.test(chmod)) throw new StepError(`invalid --chmod=${chmod}: an octal mode is expected`, { file: step.file, line: step.line });
+      return {
+        action: ins.kind === 'COPY' ? 'copy' : 'add',
+        sources: ins.sources,
+        dest: ins.dest,
+        from: lastFlag(ins.flags, 'from'),
+        chown: lastFlag(ins.flags, 'chown'),
+        chmod: chmod === undefined ? undefined : parseInt(chmod, 8),
+      };
+    }
+    default:
+      throw new StepError(`${ins.kind} does not change the filesystem`, { file: step.file, line: step.line });
+  }
+}
+
+export function workdirPath(config: ImageConfig, dir: string): string {
+  const base = config.config.WorkingDir || '/';
+  const joined = dir.startsWith('/') ? dir : `${base.replace(/\/$/, '')}/${dir}`;
+  const parts: string[] = [];
+  for (const part of joined.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join('/')}`;
+}
+
+/** Applies a metadata instruction: a new config plus its empty_layer history entry. */
+export function applyMetadata(state: StageState, step: PlannedStep, created: string): StageState {
+  const ins = expanded(state, step);
+  let config = state.config;
+  let cmdSet = state.cmdSet;
+  switch (ins.kind) {
+    case 'ENV':
+      for (const { key, value } of ins.env) config = mutate.withEnv(config, key, value);
+      break;
+    case 'LABEL':
+      config = mutate.withLabels(config, Object.fromEntries(ins.labels.map((l) => [l.key, l.value])));
+      break;
+    case 'MAINTAINER':
+      config = mutate.withLabels(config, { maintainer: ins.maintainer });
+      break;
+    case 'EXPOSE':
+      config = mutate.withExposedPorts(config, ins.ports);
+      break;
+    case 'VOLUME':
+      config = mutate.withVolumes(config, ins.paths);
+      break;
+    case 'USER':
+      config = mutate.withUser(config, ins.user);
+      break;
+    case 'STOPSIGNAL':
+      config = mutate.withStopSignal(config, ins.signal);
+      break;
+    case 'SHELL':
+      config = mutate.withShell(config, ins.shell);
+      break;
+    case 'CMD':
+      config = mutate.withCmd(config, commandArgv(state, ins.command));
+      cmdSet = true;
+      break;
+    case 'ENTRYPOINT':
+      config = mutate.withEntrypoint(config, commandArgv(state, ins.command), { resetCmd: !cmdSet });
+      break;
+    case 'HEALTHCHECK':
+      config = mutate.withHealthcheck(config, {
+        Test: ins.test,
+        Interval: ins.intervalNs,
+        Timeout: ins.timeoutNs,
+        StartPeriod: ins.startPeriodNs,
+        StartInterval: ins.startIntervalNs,
+        Retries: ins.retries,
+      });
+      break;
+    case 'ONBUILD':
+      config = mutate.withOnBuild(config, [...(config.config.OnBuild ?? []), ins.expression]);
+      break;
+    case 'ARG':
+      // ARG adds no history entry and nothing to the image; it only defines build-time variables.
+      for (const decl of ins.args) state.args.declare(decl.name, decl.default);
+      return state;
+    default:
+      throw new StepError(`${ins.kind} is not a metadata instruction`, { file: step.file, line: step.line });
+  }
+  config = mutate.appendHistory(config, { created, created_by: step.text });
+  return { ...state, config, cmdSet };
+}

@@ -41,7 +41,7 @@ export async function preparePeerCases(peersDir: string, cases: string[]): Promi
 export function mountsUnder(dir: string): string[] {
   return readFileSync('/proc/self/mounts', 'utf8')
     .split('\n')
-    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' '))
+    .map((line) => line.split(' ')[1]?.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
     .filter((target): target is string => target !== undefined && (target === dir || target.startsWith(`${dir}/`)))
     .reverse();
 }

@@ -27,6 +27,7 @@ import type {
   Flags,
   FromInstruction,
   Heredoc,
+  HealthcheckInstruction,
   Instruction,
   KeyValue,
   OnbuildTrigger,
@@ -503,14 +504,7 @@ class Parser {
       throw err;
     }
     if (exec ? exec.length === 0 : rest === '') fail('Missing command after HEALTHCHECK CMD');
-    const health: {
-      test: string[];
-      intervalNs?: number;
-      timeoutNs?: number;
-      startPeriodNs?: number;
-      startIntervalNs?: number;
-      retries?: number;
-    } = { test: exec ? ['CMD', ...exec] : ['CMD-SHELL', rest] };
+    const health: Omit<HealthcheckInstruction, 'kind' | 'loc' | 'raw'> = { test: exec ? ['CMD', ...exec] : ['CMD-SHELL', rest] };
 
     const duration = (name: string): number | undefined => {
       const text = flags[name]?.[0];

@@ -124,7 +124,8 @@ function planStage(parsed: ParsedDockerfile, stage: Stage, byName: Map<string, n
   const steps: PlannedStep[] = stage.instructions.map((instruction) => {
     if ((instruction.kind === 'COPY' || instruction.kind === 'ADD') && instruction.flags.from?.length) {
       const ref = instruction.flags.from[instruction.flags.from.length - 1];
-      const index = /^\d+$/.test(ref) ? Number(ref) : byName.get(ref.toLowerCase());
+      const name = ref.toLowerCase();
+      const index = /^\d+$/.test(ref) ? Number(ref) : name === stage.name ? stage.index : byName.get(name);
       if (index !== undefined) {
         if (index >= stage.index) {
           const reason = index === stage.index ? `circular dependency: stage ${ref} copies from itself` : `stage ${ref} is defined after this one`;

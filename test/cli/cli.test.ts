@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageShape, makeContext, strata, tempDir, type Run } from '../helpers.js';
 
 const root = tempDir('cli-store');
@@ -162,10 +162,13 @@ describe('images and inspect', () => {
   const archive = path.join(out, 'inspect.tar');
   let digest = '';
 
-  it('images lists every tag built, all on the digest the build printed', async () => {
+  beforeAll(async () => {
     const run = await strata(['build', '--root', root, '-q', '-t', 'test/inspect:1', '-t', 'test/inspect:latest', '-t', 'other/name', '--output', `type=oci,dest=${archive}`, context(DOCKERFILE)]);
     expectOk(run);
     digest = run.stdout.trim();
+  });
+
+  it('images lists every tag built, all on the digest the build printed', async () => {
     expect(digest).toMatch(DIGEST);
     const images = await strata(['images', '--root', root]);
     expectOk(images);
@@ -250,8 +253,11 @@ describe('strata layers', () => {
     return run.stdout;
   };
 
-  it('lists per layer the instruction and entries, whiteouts and opaque dirs marked', async () => {
+  beforeAll(async () => {
     expectOk(await strata(['build', '--root', root, '-q', '-t', 'test/layers:1', '--output', `type=oci,dest=${oci}`, '--output', `type=docker,dest=${docker}`, context(DOCKERFILE)]));
+  });
+
+  it('lists per layer the instruction and entries, whiteouts and opaque dirs marked', async () => {
     const text = await listing('test/layers:1', false);
     expect(text.endsWith('\n')).toBe(true);
     const blocks = text.trimEnd().split(/\n(?=layer )/);

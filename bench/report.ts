@@ -1,0 +1,111 @@
+// The benchmark's outputs: a plain-text table, results JSON and an SVG bar chart of the ratios.
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface Figure {
+  name: string;
+  unit: string;
+  strata: number;
+  /** measured in the same run; ratio = strata / reference.value */
+  reference?: { name: string; value: number };
+  better: 'higher' | 'lower';
+  detail?: string;
+}
+
+export interface Skipped {
+  figure: string;
+  reason: string;
+}
+
+export interface Machine {
+  date: string;
+  cores: number;
+  cpu: string;
+  memoryGB: number;
+  kernel: string;
+  node: string;
+}
+
+export function describeMachine(): Machine {
+  const cpus = os.cpus();
+  return {
+    date: new Date().toISOString(),
+    cores: cpus.length,
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    memoryGB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+  };
+}
+
+export const ratioOf = (figure: Figure): number | undefined =>
+  figure.reference ? figure.strata / figure.reference.value : undefined;
+
+function formatValue(value: number, unit: string): string {
+  return `${value.toFixed(unit === 's' ? 2 : 1)} ${unit}`;
+}
+
+export function formatTable(machine: Machine, figures: Figure[], skipped: Skipped[]): string {
+  const rows = [['figure', 'strata', 'reference', 'ratio', 'notes']];
+  for (const f of figures) {
+    const ratio = ratioOf(f);
+    rows.push([
+      f.name,
+      formatValue(f.strata, f.unit),
+      f.reference ? `${f.reference.name}: ${formatValue(f.reference.value, f.unit)}` : '-',
+      ratio === undefined ? '-' : `${ratio.toFixed(2)}x (${f.better} is better)`,
+      f.detail ?? '',
+    ]);
+  }
+  const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));
+  const lines = rows.map((row) => row.map((cell, col) => cell.padEnd(widths[col])).join('  ').trimEnd());
+  lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
+  const header = `strata benchmark, ${machine.date}: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGB} GB, Linux ${machine.kernel}, node ${machine.node}`;
+  const skips = skipped.map((s) => `skipped: ${s.figure}: ${s.reason}`);
+  return [header, '', ...lines, ...(skips.length ? ['', ...skips] : [])].join('\n');
+}
+
+export async function writeResults(dir: string, machine: Machine, figures: Figure[], skipped: Skipped[]): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const json = path.join(dir, 'latest.json');
+  const svg = path.join(dir, 'latest.svg');
+  const withRatios = figures.map((f) => ({ ...f, ratio: ratioOf(f) }));
+  await writeFile(json, `${JSON.stringify({ machine, figures: withRatios, skipped }, null, 2)}\n`);
+  await writeFile(svg, ratioChart(machine, figures));
+  return [json, svg];
+}
+
+/** Horizontal bars, one per figure that has a reference, with a line at 1.0 (parity). */
+function ratioChart(machine: Machine, figures: Figure[]): string {
+  const bars = figures.flatMap((f) => {
+    const ratio = ratioOf(f);
+    return ratio === undefined ? [] : [{ label: `${f.name} vs ${f.reference?.name}`, ratio, better: f.better }];
+  });
+  const labelWidth = 430;
+  const barArea = 300;
+  const rowHeight = 26;
+  const top = 40;
+  const width = labelWidth + barArea + 170;
+  const height = top + bars.length * rowHeight + 30;
+  const scale = barArea / Math.max(1.5, ...bars.map((b) => b.ratio));
+  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const rows = bars.map((b, i) => {
+    const y = top + i * rowHeight;
+    const good = b.better === 'higher' ? b.ratio >= 1 : b.ratio <= 1;
+    return [
+      `<text x="${labelWidth - 8}" y="${y + 16}" text-anchor="end">${escape(b.label)}</text>`,
+      `<rect x="${labelWidth}" y="${y + 4}" width="${(b.ratio * scale).toFixed(1)}" height="${rowHeight - 8}" fill="${good ? '#3a7d44' : '#c0504d'}"/>`,
+      `<text x="${labelWidth + b.ratio * scale + 6}" y="${y + 16}">${b.ratio.toFixed(2)}x (${b.better} is better)</text>`,
+    ].join('\n  ');
+  });
+  const parityX = labelWidth + scale;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
+  <rect width="100%" height="100%" fill="white"/>
+  <text x="10" y="22" font-size="15" font-weight="bold">strata / reference, ${escape(machine.date.slice(0, 10))}, ${machine.cores} cores, node ${escape(machine.node)}</text>
+  ${rows.join('\n  ')}
+  <line x1="${parityX}" y1="${top}" x2="${parityX}" y2="${height - 24}" stroke="#444" stroke-dasharray="4 3"/>
+  <text x="${parityX}" y="${height - 10}" text-anchor="middle">1.0</text>
+</svg>
+`;
+}

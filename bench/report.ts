@@ -92,14 +92,13 @@ function ratioChart(machine: Machine, figures: Figure[]): string {
   const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
   const rows = bars.map((b, i) => {
     const y = top + i * rowHeight;
-    const good = b.better === 'higher' ? b.ratio >= 1 : b.ratio <= 1;
     return [
       `<text x="${labelWidth - 8}" y="${y + 16}" text-anchor="end">${escape(b.label)}</text>`,
-      `<rect x="${labelWidth}" y="${y + 4}" width="${(b.ratio * scale).toFixed(1)}" height="${rowHeight - 8}" fill="${good ? '#3a7d44' : '#c0504d'}"/>`,
-      `<text x="${labelWidth + b.ratio * scale + 6}" y="${y + 16}">${b.ratio.toFixed(2)}x (${b.better} is better)</text>`,
+      `<rect x="${labelWidth}" y="${y + 4}" width="${(b.ratio * scale).toFixed(1)}" height="${rowHeight - 8}" fill="#4a78a8"/>`,
+      `<text x="${(labelWidth + b.ratio * scale + 6).toFixed(1)}" y="${y + 16}">${b.ratio.toFixed(2)}x (${b.better} is better)</text>`,
     ].join('\n  ');
   });
-  const parityX = labelWidth + scale;
+  const parityX = (labelWidth + scale).toFixed(1);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
   <rect width="100%" height="100%" fill="white"/>
   <text x="10" y="22" font-size="15" font-weight="bold">strata / reference, ${escape(machine.date.slice(0, 10))}, ${machine.cores} cores, node ${escape(machine.node)}</text>

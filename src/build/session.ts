@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseDockerfile } from '../dockerfile/parse.js';
+import { parseImageName } from '../image/names.js';
+import type { ImageSource } from '../image/source.js';
 import { makePlan, type BuildPlan } from '../plan/plan.js';
 import type { ProgressSink } from '../progress/events.js';
 import { Store } from '../store/store.js';
@@ -44,6 +46,12 @@ export function buildEpoch(): number {
   return Number(value);
 }
 
+function writeOutput(image: ImageSource, output: OutputSpec, tags: string[]): Promise<void> {
+  if (output.type === 'oci') return writeOciArchive(image, output.dest, tags);
+  if (output.type === 'docker') return writeDockerArchive(image, output.dest, tags);
+  return writeOciDir(image, output.dest, tags);
+}
+
 export interface PlanRequest {
   contextDir: string;
   dockerfile?: string;
@@ -76,6 +84,7 @@ export interface BuildRequest extends PlanRequest {
 }
 
 export async function runBuild(req: BuildRequest): Promise<BuildResult> {
+  for (const tag of req.tags) parseImageName(tag); // a bad name fails before anything is built
   const { plan } = loadPlan(req);
   if (plan.syntax) req.progress({ type: 'note', message: `# syntax=${plan.syntax} is ignored: strata has one built-in Dockerfile frontend` });
   const store = await Store.open(req.root);
@@ -89,13 +98,14 @@ export async function runBuild(req: BuildRequest): Promise<BuildResult> {
     progress: req.progress,
     signal: req.signal,
   });
-  for (const tag of req.tags) await store.tag(tag, result.manifestDigest);
   const image = await store.image(result.manifestDigest);
   for (const output of req.outputs) {
-    if (output.type === 'oci') await writeOciArchive(image, output.dest, req.tags);
-    else if (output.type === 'docker') await writeDockerArchive(image, output.dest, req.tags);
-    else await writeOciDir(image, output.dest, req.tags);
+    await writeOutput(image, output, req.tags).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`cannot write the ${output.type} output to ${output.dest}: ${err.code ?? err.message}`);
+    });
     req.progress({ type: 'export', kind: output.type, dest: output.dest });
   }
+  // Tags last: a build whose output failed leaves no name pointing at it.
+  for (const tag of req.tags) await store.tag(tag, result.manifestDigest);
   return result;
 }

@@ -14,6 +14,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Digest, ImageConfig, LayerRecord, Manifest } from '../image/types.js';
 import type { ImageSource } from '../image/source.js';
+import { parseImageName } from '../image/names.js';
 
 export class StoreError extends Error {}
 
@@ -26,12 +27,6 @@ const hexOf = (digest: Digest): string => {
 export const sha256Digest = (data: Buffer | string): Digest =>
   `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
-/** Names without a tag or digest mean `:latest`, as with docker. */
-export function normalizeTag(name: string): string {
-  const lastSlash = name.lastIndexOf('/');
-  const tail = name.slice(lastSlash + 1);
-  return tail.includes(':') || tail.includes('@') ? name : `${name}:latest`;
-}
 
 export class Store {
   private constructor(readonly root: string) {}
@@ -163,8 +158,9 @@ export class Store {
 
   // ---- tags and images
 
+  /** A tag's file; names are checked against the reference grammar and get `:latest` if untagged. */
   private tagPath(name: string): string {
-    return path.join(this.root, 'tags', encodeURIComponent(normalizeTag(name)));
+    return path.join(this.root, 'tags', encodeURIComponent(parseImageName(name).full));
   }
 
   async tag(name: string, manifestDigest: Digest): Promise<void> {
@@ -179,7 +175,13 @@ export class Store {
     if (/^sha256:[0-9a-f]{64}$/.test(nameOrDigest)) {
       return (await this.hasBlob(nameOrDigest)) ? nameOrDigest : undefined;
     }
-    const text = await fs.readFile(this.tagPath(nameOrDigest), 'utf8').catch(() => undefined);
+    let file: string;
+    try {
+      file = this.tagPath(nameOrDigest);
+    } catch {
+      return undefined; // not a valid name, so not a tag of this store
+    }
+    const text = await fs.readFile(file, 'utf8').catch(() => undefined);
     return text?.trim() || undefined;
   }
 

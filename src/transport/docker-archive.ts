@@ -10,7 +10,7 @@ import { createGunzip } from 'node:zlib';
 import { digestOf, parseDigest, toJson } from '../image/manifest.js';
 import { sizedBlobFile, type ImageSource } from '../image/source.js';
 import type { Digest } from '../image/types.js';
-import { parseImageName } from './names.js';
+import { parseImageName } from '../image/names.js';
 import { writeTar, type TarEntry } from './tar-writer.js';
 
 /**

@@ -3,7 +3,7 @@
 import { matchesDigest, parseDigest, toJson } from '../image/manifest.js';
 import type { ImageSource } from '../image/source.js';
 import { AnnotationRefName, MediaType, type Descriptor, type Digest } from '../image/types.js';
-import { parseImageName } from './names.js';
+import { parseImageName } from '../image/names.js';
 
 export const OciLayoutFile = 'oci-layout';
 export const OciLayoutBytes = toJson({ imageLayoutVersion: '1.0.0' });

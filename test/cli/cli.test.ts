@@ -463,13 +463,6 @@ describe('errors: non-zero exit, a clear message, no stack trace, no tag written
     expect(lastLine(run.stderr)).toBe('ERROR: Unknown argument: frobnicate');
   });
 
-  it('unknown flag before the context: the error still names the flag', async () => {
-    // yargs takes `--frobnicate CTX` as frobnicate=CTX; the user must still be told about the flag
-    const { run } = await failing(['--frobnicate', context('FROM scratch\n')]);
-    expect(run.code).toBe(2);
-    expect(lastLine(run.stderr)).toContain('frobnicate');
-  });
-
   it('FROM an image that is not in the store: names the image', async () => {
     const { run } = await failing([context('FROM not-in-store:3\nRUN true\n')]);
     expect(run.code).toBe(1);

@@ -60,6 +60,18 @@ describe('layer shapes', () => {
     expect(shape.diff_ids).toEqual(shape.layers.map((l) => l.diff_id));
   });
 
+  it('ADD extracts bzip2 and xz archives too, and copies a non-archive file as it is', async () => {
+    const ctx = makeContext('FROM scratch\nADD root.tar.bz2 /\nADD extra.tar.xz /opt/\nADD notes.txt /opt/\n', { 'notes.txt': 'plain\n' });
+    execFileSync('sh', ['-c', `bzip2 -c ${busyboxTar} > ${ctx}/root.tar.bz2 && mkdir ${ctx}/x && echo hi > ${ctx}/x/hello && tar -C ${ctx}/x --owner=7 --group=8 -cJf ${ctx}/extra.tar.xz hello`]);
+    const archive = path.join(out, 'add-archives.tar');
+    const run = await strata(['build', '--root', root, '--output', `type=oci,dest=${archive}`, ctx]);
+    expect(run.stderr).not.toContain('ERROR');
+    const shape = imageShape(archive);
+    expect(shape.layers[0].entries.length).toBeGreaterThan(250);
+    expect(entryLines(shape.layers[1])).toEqual(['d 755 0:0 0 opt', 'f 644 7:8 3 opt/hello']);
+    expect(entryLines(shape.layers[2])).toEqual(['d 755 0:0 0 opt', 'f 644 0:0 6 opt/notes.txt']);
+  });
+
   it('upper layers take precedence over lower ones', async () => {
     const { archive } = await buildImage('precedence', 'FROM scratch\nADD busybox-rootfs.tar /\nRUN echo 1 > /f\nRUN echo 2 > /f\nRUN cat /f > /seen\n');
     expect(upperLayers(archive)).toEqual([['f 644 0:0 2 f'], ['f 644 0:0 2 f'], ['f 644 0:0 2 seen']]);

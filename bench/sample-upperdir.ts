@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { seededRandom } from '../src/util/seeded-random.js';
 
 const MB = 1e6;
 const RANDOM_FILES = 4;
@@ -56,14 +57,3 @@ function textCorpus(random: () => number): Buffer {
   return Buffer.from(lines.join(''));
 }
 
-/** mulberry32: a small deterministic PRNG, so every run commits the same text. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}

@@ -4,6 +4,7 @@ import { DockerfileError } from '../../src/dockerfile/errors.js';
 import { expandInstruction } from '../../src/dockerfile/expand.js';
 import { parseDockerfile } from '../../src/dockerfile/parse.js';
 import type { Instruction, ParsedDockerfile } from '../../src/dockerfile/types.js';
+import { seededRandom } from '../../src/util/seeded-random.js';
 
 // Mutates valid Dockerfiles and checks that parsing and expansion either
 // succeed or throw a DockerfileError pointing at an existing line.
@@ -64,17 +65,6 @@ const TOKENS = [
 
 const HUGE_UNITS = ['a', ' ', '\\', '${A:-', '}', '"', "'", '$', 'x=y ', '<<E ', '\t', '日'];
 
-/** mulberry32: small, fast and deterministic. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutate(source: string, random: () => number): string {
   const int = (n: number) => Math.floor(random() * n);
@@ -188,7 +178,7 @@ function check(text: string): Outcome {
 
 describe('fuzz', () => {
   it(`parses ${CASES} mutated Dockerfiles without unexpected exceptions (seed ${SEED})`, { timeout: 300_000 }, () => {
-    const random = prng(SEED);
+    const random = seededRandom(SEED);
     const failures: string[] = [];
     let parsed = 0;
     for (let i = 0; i < CASES; i++) {
@@ -203,7 +193,7 @@ describe('fuzz', () => {
   });
 
   it('survives random bytes', () => {
-    const random = prng(SEED + 1);
+    const random = seededRandom(SEED + 1);
     for (let i = 0; i < 200; i++) {
       const bytes = Uint8Array.from({ length: Math.floor(random() * 400) }, () => Math.floor(random() * 256));
       const text = new TextDecoder().decode(bytes);

@@ -4,7 +4,7 @@
 import type { ArgScope } from '../dockerfile/args.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import { expandInstruction } from '../dockerfile/expand.js';
-import type { CommandLine, StageInstruction } from '../dockerfile/types.js';
+import type { CommandLine, Heredoc, StageInstruction } from '../dockerfile/types.js';
 import * as mutate from '../image/mutate.js';
 import type { ImageConfig, LayerRecord } from '../image/types.js';
 import type { PlannedStep } from '../plan/plan.js';
@@ -54,6 +54,24 @@ export function runEnv(state: StageState): string[] {
   return [...state.args.runEnv(configEnv(state.config))].map(([name, value]) => `${name}=${value}`);
 }
 
+/**
+ * RUN heredocs as BuildKit runs them: `RUN <<EOF` alone makes the body the shell script; otherwise
+ * the bodies follow the command line inside the script, so the shell feeds them to the command
+ * (a quoted delimiter keeps the shell from expanding the body, as in the Dockerfile).
+ */
+function withHeredocs(command: CommandLine, heredocs: Heredoc[]): CommandLine {
+  if (heredocs.length === 0 || command.form === 'exec') return command;
+  const text = command.args[0];
+  if (heredocs.length === 1 && /^<<-?\s*["']?\w+["']?\s*$/.test(text.trim())) return { form: 'shell', args: [heredocs[0].content] };
+  const delimiter = (h: Heredoc): string => (h.expand ? h.name : `'${h.name}'`);
+  let script = text.replace(/<<(-?)\s*["']?(\w+)["']?/g, (_m, dash: string, name: string) => {
+    const h = heredocs.find((d) => d.name === name);
+    return h ? `<<${dash}${delimiter(h)}` : _m;
+  });
+  for (const h of heredocs) script += `\n${h.content}${h.content.endsWith('\n') ? '' : '\n'}${h.name}`;
+  return { form: 'shell', args: [script] };
+}
+
 function commandArgv(state: StageState, command: CommandLine): string[] {
   if (command.form === 'exec') return command.args;
   return [...(state.config.config.Shell ?? DEFAULT_SHELL), command.args[0]];
@@ -65,10 +83,10 @@ export function resolveFsStep(state: StageState, step: PlannedStep): FsAction {
   const ins = expanded(state, step);
   switch (ins.kind) {
     case 'RUN':
-      if (ins.heredocs.length > 0 || Object.keys(ins.flags).length > 0) {
-        throw new StepError(`RUN ${ins.heredocs.length ? 'heredocs' : `--${Object.keys(ins.flags)[0]}`} is not supported yet`, { file: step.file, line: step.line });
+      if (Object.keys(ins.flags).length > 0) {
+        throw new StepError(`RUN --${Object.keys(ins.flags)[0]} is not supported yet`, { file: step.file, line: step.line });
       }
-      return { action: 'run', argv: commandArgv(state, ins.command) };
+      return { action: 'run', argv: commandArgv(state, withHeredocs(ins.command, ins.heredocs)) };
     case 'WORKDIR':
       return { action: 'workdir', path: workdirPath(state.config, ins.path) };
     case 'COPY':

@@ -72,6 +72,11 @@ describe('layer shapes', () => {
     expect(entryLines(shape.layers[2])).toEqual(['d 755 0:0 0 opt', 'f 644 0:0 6 opt/notes.txt']);
   });
 
+  it('runs RUN heredocs: a script body, a body fed to a command, a quoted delimiter without expansion', async () => {
+    const { archive } = await buildImage('heredoc', "FROM scratch\nADD busybox-rootfs.tar /\nRUN <<EOF\necho script > /a\necho two >> /a\nEOF\nRUN cat <<A > /b && cat <<'B' > /c\nhome=$HOME\nA\nliteral $HOME\nB\n");
+    expect(upperLayers(archive)).toEqual([['f 644 0:0 11 a'], ['f 644 0:0 11 b', 'f 644 0:0 14 c']]);
+  });
+
   it('upper layers take precedence over lower ones', async () => {
     const { archive } = await buildImage('precedence', 'FROM scratch\nADD busybox-rootfs.tar /\nRUN echo 1 > /f\nRUN echo 2 > /f\nRUN cat /f > /seen\n');
     expect(upperLayers(archive)).toEqual([['f 644 0:0 2 f'], ['f 644 0:0 2 f'], ['f 644 0:0 2 seen']]);

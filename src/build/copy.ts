@@ -7,7 +7,7 @@
 // - ADD extracts local tar archives (plain, gzip, bzip2, xz) into the destination.
 import fs from 'node:fs';
 import path from 'node:path';
-import { LayeredTree, PathError, components } from '../overlay/tree.js';
+import { LayeredTree, components } from '../overlay/tree.js';
 import type { Attrs, UpperWriter } from '../overlay/upper.js';
 import { decompressedStream } from '../layer/compression.js';
 import { readTar } from '../layer/tar-read.js';
@@ -53,10 +53,8 @@ function componentMatcher(pattern: string): RegExp {
 /** The source paths (relative to the source root) a COPY source names. */
 export function expandSource(tree: LayeredTree, source: string, label: string): string[] {
   const parts = components(source);
-  if (parts.includes('..') && !hasGlob(source)) {
-    const resolved = path.posix.normalize(`/${source}`);
-    if (resolved !== `/${components(resolved).join('/')}`) throw new CopyError(`${source}: outside of the ${label}`);
-  }
+  const normalized = path.posix.normalize(source.replace(/^\/+/, ''));
+  if (normalized === '..' || normalized.startsWith('../')) throw new CopyError(`${source}: forbidden path outside the ${label}`);
   if (!hasGlob(source)) {
     const rel = tree.resolve(source);
     if (!tree.lookup(rel)) throw new CopyError(`${source}: not found in the ${label}`);
@@ -189,4 +187,3 @@ async function extractArchive(writer: UpperWriter, req: CopyRequest, file: strin
   return true;
 }
 
-export { PathError };

@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { Digest, ImageConfig, LayerRecord, Manifest } from '../image/types.js';
 import type { ImageSource } from '../image/source.js';
 import { parseImageName } from '../image/names.js';
+import { digestOf } from '../image/manifest.js';
 
 export class StoreError extends Error {}
 
@@ -24,8 +25,6 @@ const hexOf = (digest: Digest): string => {
   return m[1];
 };
 
-export const sha256Digest = (data: Buffer | string): Digest =>
-  `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
 
 export class Store {
@@ -75,7 +74,7 @@ export class Store {
 
   /** Stores a small blob (config, manifest) and returns its digest. */
   async putBlob(data: Buffer): Promise<Digest> {
-    const digest = sha256Digest(data);
+    const digest = digestOf(data);
     const target = this.blobPath(digest);
     if (!(await exists(target))) await writeAtomic(target, data);
     return digest;
@@ -96,7 +95,7 @@ export class Store {
     const data = await fs.readFile(this.blobPath(digest)).catch((err: NodeJS.ErrnoException) => {
       throw new StoreError(err.code === 'ENOENT' ? `blob ${digest} is missing from the store` : err.message);
     });
-    if (sha256Digest(data) !== digest) throw new StoreError(`blob ${digest} is corrupt (digest mismatch)`);
+    if (digestOf(data) !== digest) throw new StoreError(`blob ${digest} is corrupt (digest mismatch)`);
     return data;
   }
 

@@ -163,6 +163,16 @@ describe('failures leave nothing behind', () => {
   });
 });
 
+describe('context boundaries', () => {
+  it('a COPY source outside the context is refused with the Dockerfile line', async () => {
+    const ctx = makeContext('FROM scratch\nADD busybox-rootfs.tar /\nCOPY ../secret /x\n');
+    const run = await strata(['build', '--root', root, ctx]);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toContain('>>>3 | COPY ../secret /x');
+    expect(run.stderr).toContain('ERROR: ../secret: forbidden path outside the build context');
+  });
+});
+
 describe('interrupts', () => {
   it('SIGTERM mid-RUN stops the build with a one-line reason and leaves no temp dir or mount', async () => {
     const ctx = makeContext('FROM scratch\nADD busybox-rootfs.tar /\nRUN echo started && sleep 600\n');

@@ -88,7 +88,8 @@ export function resolveFsStep(state: StageState, step: PlannedStep): FsAction {
       }
       return { action: 'run', argv: commandArgv(state, withHeredocs(ins.command, ins.heredocs)) };
     case 'WORKDIR':
-      return { action: 'workdir', path: workdirPath(state.config, ins.path) };
+      // resolved as the config will record it (Docker's normalizeWorkdir, in one place: mutate)
+      return { action: 'workdir', path: mutate.withWorkingDir(state.config, ins.path).config.WorkingDir ?? '/' };
     case 'COPY':
     case 'ADD': {
       if (ins.heredocs.length > 0) throw new StepError(`${ins.kind} heredocs are not supported yet`, { file: step.file, line: step.line });
@@ -106,18 +107,6 @@ export function resolveFsStep(state: StageState, step: PlannedStep): FsAction {
     default:
       throw new StepError(`${ins.kind} does not change the filesystem`, { file: step.file, line: step.line });
   }
-}
-
-export function workdirPath(config: ImageConfig, dir: string): string {
-  const base = config.config.WorkingDir || '/';
-  const joined = dir.startsWith('/') ? dir : `${base.replace(/\/$/, '')}/${dir}`;
-  const parts: string[] = [];
-  for (const part of joined.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') parts.pop();
-    else parts.push(part);
-  }
-  return `/${parts.join('/')}`;
 }
 
 /** Applies a metadata instruction: a new config plus its empty_layer history entry. */

@@ -8,8 +8,7 @@
 //   tmp/<pid>-<random>/       work of one running process, removed when it ends (or by the next
 //                             strata command when that process died)
 // Every write is temp + fsync + rename inside the store, so a reader never sees a partial entry.
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Digest, ImageConfig, LayerRecord, Manifest } from '../image/types.js';
@@ -99,21 +98,6 @@ export class Store {
     return data;
   }
 
-  async readJson<T>(digest: Digest): Promise<T> {
-    return JSON.parse((await this.readBlob(digest)).toString('utf8')) as T;
-  }
-
-  /** Verifies a (possibly large) blob by streaming it. */
-  async verifyBlob(digest: Digest): Promise<boolean> {
-    const hash = createHash('sha256');
-    try {
-      for await (const chunk of createReadStream(this.blobPath(digest))) hash.update(chunk as Buffer);
-    } catch {
-      return false;
-    }
-    return `sha256:${hash.digest('hex')}` === digest;
-  }
-
   // ---- layers
 
   layerDir(diffId: Digest): string {
@@ -164,10 +148,6 @@ export class Store {
 
   async tag(name: string, manifestDigest: Digest): Promise<void> {
     await writeAtomic(this.tagPath(name), Buffer.from(`${manifestDigest}\n`));
-  }
-
-  async untag(name: string): Promise<boolean> {
-    return fs.rm(this.tagPath(name)).then(() => true, () => false);
   }
 
   async resolve(nameOrDigest: string): Promise<Digest | undefined> {

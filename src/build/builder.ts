@@ -11,53 +11,150 @@ import { MediaType, type Digest, type ImageConfig, type LayerRecord } from '../i
 import { LayeredTree } from '../overlay/tree.js';
 import { UpperWriter } from '../overlay/upper.js';
 import type { ProgressSink } from '../progress/events.js';
+import { StepCache, type CacheRecord } from '../store/cache.js';
+import { importLayerBlob } from '../store/layer-import.js';
+import type { CacheImport } from '../transport/cache.js';
 import { type Store } from '../store/store.js';
-import { stageArgScope, type BuildPlan, type PlannedStage, type PlannedStep } from '../plan/plan.js';
+import { parseDockerfile } from '../dockerfile/parse.js';
+import { stepCacheKey } from '../plan/cache-key.js';
+import { stageArgScope, stepKind, type BuildPlan, type PlannedStage, type PlannedStep } from '../plan/plan.js';
 import { copyInto } from './copy.js';
+import { hashSources, openContext, type BuildContext } from './context.js';
+import { isUrl, urlCacheInput } from './fetch.js';
+import { describeMountsForCache, type SourceLayers } from './mounts.js';
 import { runStep } from './run.js';
 import { resolveChown } from './users.js';
-import { applyMetadata, resolveFsStep, runEnv, StepError, type StageState } from './steps.js';
+import { applyMetadata, resolveFsStep, runEnv, StepError, type FsAction, type StageState } from './steps.js';
+import { resolveBaseImage, type BaseImageOptions } from './base-image.js';
+import { layerRecords } from '../store/import.js';
 
 export interface BuildOptions {
   store: Store;
   plan: BuildPlan;
   contextDir: string;
+  /** the context as COPY/ADD read it, .dockerignore rules loaded once (context.ts); opened from
+   * contextDir with its Dockerfile's ignore file when absent */
+  context?: BuildContext;
   buildArgs: Map<string, string>;
   platform: { os: string; architecture: string; variant?: string };
   /** seconds since the epoch for created times and the mtime clamp (SOURCE_DATE_EPOCH) */
   epoch: number;
   progress: ProgressSink;
   signal?: AbortSignal;
+  /** run every step even when the cache has its result (results are still recorded) */
+  noCache?: boolean;
+  /** stages (by name or index) whose steps always run */
+  noCacheFilter?: string[];
+  /** exported caches (--cache-from) consulted when the store's own cache misses */
+  cacheFrom?: CacheImport[];
+  /** how FROM/COPY --from images outside the store are found: pull policy, registry credentials, TLS */
+  baseImages?: Omit<BaseImageOptions, 'platform' | 'progress'>;
+  /** secrets by id for RUN --mount=type=secret (never stored, never part of a cache key) */
+  secrets?: Map<string, Buffer>;
 }
 
 export interface BuildResult {
   manifestDigest: Digest;
   configDigest: Digest;
   layers: LayerRecord[];
+  /** the cache records of every filesystem step, for --cache-to; `target` marks the final stage's */
+  cacheRecords: (CacheRecord & { target: boolean })[];
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const started = Date.now();
-  const built = new Map<number, StageState>();
-  const total = opts.plan.stages.reduce((n, s) => n + s.steps.length, 0);
-  opts.progress({ type: 'build-start', dockerfile: opts.plan.file, steps: total });
-  let stepNumber = 0;
-  let last: StageState | undefined;
-  for (const stage of opts.plan.stages) {
-    let state = await baseState(opts, stage, built);
-    for (const step of stage.steps) {
-      opts.signal?.throwIfAborted();
-      stepNumber++;
-      state = await runPlannedStep(opts, stage, step, state, stepNumber, total, built);
+  const stages = opts.plan.stages;
+  const counter = { next: 0, total: stages.reduce((n, s) => n + s.steps.length, 0) };
+  opts.progress({ type: 'build-start', dockerfile: opts.plan.file, steps: counter.total });
+  // Independent stages build at once; a failing stage stops the others, and the build returns only
+  // when every stage has stopped, so no step is left writing into the store's temp dirs.
+  const stop = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+  const run: BuildRun = { opts: { ...opts, signal }, cache: new StepCache(opts.store), built: new Map(), counter, records: [] };
+  const pending = new Map<number, Promise<StageState>>();
+  let failure: { err: unknown } | undefined;
+  const buildStage = (stage: PlannedStage): Promise<StageState> => {
+    let promise = pending.get(stage.index);
+    if (!promise) {
+      promise = (async () => {
+        await Promise.all(stageDependencies(stage).map((index) => {
+          const dep = stages.find((s) => s.index === index);
+          return dep ? buildStage(dep) : undefined;
+        }));
+        const state = await runStage(run, stage);
+        run.built.set(stage.index, state);
+        return state;
+      })();
+      promise.catch((err: unknown) => {
+        // the first failure is the cause; the others are stages it stopped
+        failure ??= { err };
+        stop.abort(new Error('another stage failed'));
+      });
+      pending.set(stage.index, promise);
     }
-    built.set(stage.index, state);
-    last = state;
-  }
+    return promise;
+  };
+  await Promise.allSettled(stages.map(buildStage));
+  if (failure) throw failure.err;
+  const last = run.built.get(stages[stages.length - 1]?.index ?? -1);
   if (!last) throw new StepError('nothing to build', { file: opts.plan.file, line: 1 });
   const image = await writeImage(opts.store, last, opts.epoch);
   const size = last.layers.reduce((n, l) => n + l.size, 0);
   opts.progress({ type: 'build-done', ...image, layers: last.layers.length, size, seconds: (Date.now() - started) / 1000 });
-  return { ...image, layers: last.layers };
+  const target = stages[stages.length - 1].index;
+  return { ...image, layers: last.layers, cacheRecords: run.records.map((r) => ({ ...r.record, target: r.stage === target })) };
+}
+
+/** What one build shares between its stages. */
+interface BuildRun {
+  opts: BuildOptions;
+  cache: StepCache;
+  built: Map<number, StageState>;
+  /** step numbers for progress; ONBUILD triggers found at a stage's start add to the total */
+  counter: { next: number; total: number };
+  /** the cache record of every filesystem step built or found so far */
+  records: { stage: number; record: CacheRecord }[];
+}
+
+/** The stages a stage reads: its base and its COPY --from stages. */
+function stageDependencies(stage: PlannedStage): number[] {
+  const deps = new Set(stage.stageRefs.values());
+  if (stage.base.kind === 'stage') deps.add(stage.base.index);
+  return [...deps];
+}
+
+async function runStage(run: BuildRun, stage: PlannedStage): Promise<StageState> {
+  let state = await baseState(run.opts, stage, run.built);
+  const triggers = onbuildSteps(run.opts.plan, stage, state);
+  if (triggers.length > 0) {
+    // The base's triggers run first, then leave the config: they are not inherited further.
+    state = { ...state, config: mutate.withOnBuild(state.config, null) };
+    run.counter.total += triggers.length;
+  }
+  for (const step of [...triggers, ...stage.steps]) {
+    run.opts.signal?.throwIfAborted();
+    state = await runPlannedStep(run, stage, step, state, ++run.counter.next);
+  }
+  return state;
+}
+
+/** ONBUILD triggers of the stage's base, as steps at the stage's FROM line. */
+function onbuildSteps(plan: BuildPlan, stage: PlannedStage, state: StageState): PlannedStep[] {
+  const triggers = state.config.config.OnBuild ?? [];
+  if (triggers.length === 0) return [];
+  const where = { file: plan.file, line: stage.line };
+  let parsed;
+  try {
+    parsed = parseDockerfile(`FROM scratch\n${triggers.join('\n')}\n`, plan.file);
+  } catch (err) {
+    throw new StepError(`ONBUILD trigger of the base image: ${(err as Error).message}`, where);
+  }
+  return parsed.stages[0].instructions.map((instruction, i) => ({
+    kind: stepKind(instruction),
+    instruction,
+    text: triggers[i],
+    ...where,
+  }));
 }
 
 async function baseState(opts: BuildOptions, stage: PlannedStage, built: Map<number, StageState>): Promise<StageState> {
@@ -77,43 +174,181 @@ async function baseState(opts: BuildOptions, stage: PlannedStage, built: Map<num
       return { ...fresh, config: from.config, layers: from.layers };
     }
     case 'image': {
-      const image = await imageLayers(opts.store, stage.base.ref, where);
+      const image = await imageLayers(opts, stage.base.ref, where);
       return { ...fresh, config: image.config, layers: image.layers };
     }
   }
 }
 
-async function imageLayers(store: Store, ref: string, where: { file: string; line: number }): Promise<{ config: ImageConfig; layers: LayerRecord[] }> {
-  const image = await store.image(ref).catch(() => {
-    throw new StepError(`image not found in the local store: ${ref}`, where);
+async function imageLayers(opts: BuildOptions, ref: string, where: { file: string; line: number }): Promise<{ config: ImageConfig; layers: LayerRecord[] }> {
+  const image = await resolveBaseImage(opts.store, ref, { ...opts.baseImages, platform: opts.platform, progress: opts.progress }).catch((err: Error) => {
+    throw new StepError(err.message, where);
   });
-  const layers: LayerRecord[] = [];
-  for (const diffId of image.config.rootfs.diff_ids) layers.push(await store.layerRecord(diffId));
-  return { config: image.config, layers };
+  // The image's own blobs, as its manifest lists them: a base is never re-described or recompressed.
+  return { config: image.config, layers: layerRecords(image.manifest, image.config) };
 }
 
 function lowerDirs(store: Store, layers: LayerRecord[]): string[] {
   return layers.map((l) => path.join(store.layerDir(l.diffId), 'diff')).reverse();
 }
 
-async function runPlannedStep(
-  opts: BuildOptions, stage: PlannedStage, step: PlannedStep, state: StageState,
-  number: number, total: number, built: Map<number, StageState>,
-): Promise<StageState> {
+async function runPlannedStep(run: BuildRun, stage: PlannedStage, step: PlannedStep, state: StageState, number: number): Promise<StageState> {
+  const { opts } = run;
   const started = Date.now();
-  const { store, progress } = opts;
-  progress({ type: 'step-start', step: number, total, stage: stage.name ?? String(stage.index), instruction: step.text, line: step.line });
+  const { progress } = opts;
+  progress({ type: 'step-start', step: number, total: run.counter.total, stage: stage.name ?? String(stage.index), instruction: step.text, line: step.line });
   const created = isoTime(opts.epoch);
   if (step.kind === 'meta') {
     const next = applyMetadata(state, step, created);
     progress({ type: 'step-done', step: number, emptyLayer: true, cached: false, seconds: (Date.now() - started) / 1000 });
     return next;
   }
+  try {
+    const resolved = resolveFsStep(state, step);
+    const key = await cacheKey(run, stage, step, state, resolved);
+    const hit = key !== undefined && usesCache(opts, stage) ? await cachedResult(run, key) : undefined;
+    const layer = hit ? hit.layer : await executeFsStep(run, stage, step, state, resolved, number);
+    if (key !== undefined) {
+      if (!hit) await run.cache.put(key, layer);
+      run.records.push({ stage: stage.index, record: { key, lastUsed: '', ...(layer && { layer }) } });
+    }
+    progress({
+      type: 'step-done', step: number, cached: Boolean(hit), emptyLayer: !layer,
+      layer: layer && { digest: layer.digest, size: layer.size }, seconds: (Date.now() - started) / 1000,
+    });
+    return withStepResult(state, step, resolved, layer, created);
+  } catch (err) {
+    progress({ type: 'step-error', step: number, message: (err as Error).message });
+    throw err instanceof StepError ? err : StepError.wrap(err as Error, step);
+  }
+}
+
+/** The stage after a filesystem step: its layer (none for an empty diff) and history entry. */
+function withStepResult(state: StageState, step: PlannedStep, resolved: FsAction, layer: LayerRecord | undefined, created: string): StageState {
+  const history = { created, created_by: step.text };
+  let next: StageState = layer
+    ? { ...state, layers: [...state.layers, layer], config: mutate.appendLayer(state.config, layer.diffId, history) }
+    : { ...state, config: mutate.appendHistory(state.config, history) };
+  if (resolved.action === 'workdir') next = { ...next, config: mutate.withWorkingDir(next.config, resolved.path) };
+  return next;
+}
+
+/**
+ * For `strata plan`: whether the cache holds each filesystem step's result, found by walking the
+ * plan without running anything. A step after a miss (or whose inputs are unknown before running)
+ * has no prediction: its parent layer does not exist yet.
+ */
+export async function predictCache(opts: Omit<BuildOptions, 'progress'>): Promise<Map<PlannedStep, boolean>> {
+  const run: BuildRun = { opts: { ...opts, progress: () => {} }, cache: new StepCache(opts.store), built: new Map(), counter: { next: 0, total: 0 }, records: [] };
+  const predicted = new Map<PlannedStep, boolean>();
+  for (const stage of opts.plan.stages) {
+    if (stageDependencies(stage).some((index) => !run.built.has(index))) continue;
+    let state: StageState | undefined = await baseState(run.opts, stage, run.built).catch(() => undefined);
+    for (const step of stage.steps) {
+      if (!state) break;
+      if (step.kind === 'meta') {
+        state = applyMetadata(state, step, '');
+        continue;
+      }
+      const resolved = resolveFsStep(state, step);
+      const key = await cacheKey(run, stage, step, state, resolved).catch(() => undefined);
+      const hit = key === undefined ? undefined : await run.cache.peek(key);
+      predicted.set(step, hit !== undefined);
+      state = hit ? withStepResult(state, step, resolved, hit.layer, '') : undefined;
+    }
+    if (state) run.built.set(stage.index, state);
+  }
+  return predicted;
+}
+
+/** The store's record of a key, else an imported cache's (its layer fetched, checked and stored now). */
+async function cachedResult(run: BuildRun, key: string): Promise<CacheRecord | undefined> {
+  const local = await run.cache.get(key);
+  if (local) return local;
+  const { store } = run.opts;
+  for (const source of run.opts.cacheFrom ?? []) {
+    if (!source.records.has(key)) continue;
+    const layer = source.records.get(key);
+    if (layer && !(await store.hasLayer(layer.diffId))) {
+      const dir = await store.makeTemp('cache-import');
+      try {
+        const blob = path.join(dir, 'blob');
+        await source.fetchBlob(layer, blob);
+        await importLayerBlob(store, blob, layer);
+      } catch (err) {
+        run.opts.progress({ type: 'note', message: `${source.label}: layer ${layer.digest} unusable (${(err as Error).message}); running the step` });
+        continue;
+      } finally {
+        await fs.promises.rm(dir, { recursive: true, force: true });
+      }
+    }
+    await run.cache.put(key, layer);
+    return { key, lastUsed: '', ...(layer && { layer }) };
+  }
+  return undefined;
+}
+
+const usesCache = (opts: BuildOptions, stage: PlannedStage): boolean =>
+  !opts.noCache && !(opts.noCacheFilter ?? []).some((name) => name === stage.name || name === String(stage.index));
+
+/**
+ * The step's cache key, or undefined when its inputs cannot be known before running it (then it
+ * always runs and records nothing).
+ */
+async function cacheKey(run: BuildRun, stage: PlannedStage, step: PlannedStep, state: StageState, resolved: FsAction): Promise<string | undefined> {
+  let content: string | undefined;
+  if (resolved.action === 'run') {
+    if (resolved.flags.mounts.length > 0) {
+      content = await describeMountsForCache(resolved.flags, { contextDir: run.opts.contextDir, fromLayers: mountSourceLayers(run, stage, step) });
+    }
+  } else if (resolved.action === 'copy' || resolved.action === 'add') {
+    if (resolved.from !== undefined) {
+      content = (await sourceLayers(run.opts, resolved.from, stage, run.built, step)).map((l) => l.diffId).join(',');
+    } else {
+      const urls = resolved.action === 'add' ? resolved.sources.filter(isUrl) : [];
+      // Without --checksum a URL's content is known only by downloading it: such a step always runs.
+      if (urls.length > 0 && !resolved.checksum) return undefined;
+      const local = resolved.sources.filter((source) => !urls.includes(source));
+      content = [
+        await hashSources(await buildContext(run.opts), local, { excludes: resolved.excludes }),
+        ...urls.map((url) => urlCacheInput(url, resolved.checksum)),
+      ].join('\n');
+    }
+  }
+  const { config } = state.config;
+  return stepCacheKey({
+    parent: state.layers.map((l) => l.diffId),
+    platform: run.opts.platform,
+    step: resolved,
+    runtime: { env: runEnv(state), user: config.User, workdir: config.WorkingDir, volumes: Object.keys(config.Volumes ?? {}).sort() },
+    content,
+  });
+}
+
+/** The context as COPY/ADD read it: opened once per build with its ignore rules. */
+async function buildContext(opts: BuildOptions): Promise<BuildContext> {
+  return (opts.context ??= await openContext(opts.contextDir, path.join(opts.contextDir, 'Dockerfile')));
+}
+
+/** RUN --mount from=: the layers of a stage or image, as a mount reads them. */
+function mountSourceLayers(run: BuildRun, stage: PlannedStage, step: PlannedStep): (from: string) => Promise<SourceLayers> {
+  const { store } = run.opts;
+  return async (from) => {
+    const layers = await sourceLayers(run.opts, from, stage, run.built, step);
+    return { dirs: lowerDirs(store, layers), links: layers.map((l) => store.shortLink(l.diffId)).reverse(), diffIds: layers.map((l) => l.diffId) };
+  };
+}
+
+/** Runs a filesystem step over the stage's layers and stores its layer (undefined: empty diff). */
+async function executeFsStep(
+  run: BuildRun, stage: PlannedStage, step: PlannedStep, state: StageState, resolved: FsAction, number: number,
+): Promise<LayerRecord | undefined> {
+  const { opts, built } = run;
+  const { store, progress } = opts;
   const stepDir = await store.makeTemp('step');
   try {
     const lowers = lowerDirs(store, state.layers);
     let upper: string;
-    const resolved = resolveFsStep(state, step);
     if (resolved.action === 'run') {
       upper = await runStep({
         storeRoot: store.root,
@@ -123,6 +358,10 @@ async function runPlannedStep(
         argv: resolved.argv,
         config: state.config,
         env: runEnv(state),
+        flags: resolved.flags,
+        contextDir: opts.contextDir,
+        fromLayers: mountSourceLayers(run, stage, step),
+        secrets: opts.secrets,
         onOutput: (chunk, stream) => progress({ type: 'step-output', step: number, stream, text: chunk.toString('utf8') }),
         signal: opts.signal,
       });
@@ -131,18 +370,26 @@ async function runPlannedStep(
       fs.mkdirSync(upper);
       const writer = new UpperWriter(upper, lowers);
       if (resolved.action === 'workdir') {
-        writer.mkdir(writer.resolve(resolved.path));
+        // an existing directory is left as it is (Docker's MkdirAll): no copy-up, so no layer
+        const dir = writer.resolve(resolved.path);
+        if (writer.merged.lookup(dir)?.type !== 'dir') writer.mkdir(dir);
       } else {
         const fromTree = resolved.from === undefined
-          ? new LayeredTree([path.resolve(opts.contextDir)])
-          : new LayeredTree(lowerDirs(store, await sourceLayers(store, resolved.from, stage, built, step)));
+          ? await buildContext(opts)
+          : new LayeredTree(lowerDirs(store, await sourceLayers(opts, resolved.from, stage, built, step)));
         await copyInto(writer, {
           sources: resolved.sources,
+          inline: resolved.inline,
+          excludes: resolved.excludes,
+          checksum: resolved.checksum,
+          tempDir: stepDir,
+          signal: opts.signal,
           dest: resolved.dest,
           workdir: state.config.config.WorkingDir ?? '/',
           from: fromTree,
           fromLabel: resolved.from === undefined ? 'build context' : `stage ${resolved.from}`,
           chown: resolved.chown ? resolveChown(resolved.chown, writer.merged) : undefined,
+          keepOwners: resolved.from !== undefined,
           chmod: resolved.chmod,
           extractArchives: resolved.action === 'add',
         });
@@ -150,38 +397,20 @@ async function runPlannedStep(
     }
     const blobFile = path.join(stepDir, 'layer.tar.gz');
     const committed = await commitLayer(readUpperdir(upper, { clampMtime: opts.epoch }), blobFile);
-    let next: StageState;
-    let layer: LayerRecord | undefined;
-    if (committed.entries === 0) {
-      next = { ...state, config: mutate.appendHistory(state.config, { created, created_by: step.text }) };
-    } else {
-      layer = { digest: committed.digest, diffId: committed.diffId, size: committed.size, mediaType: MediaType.ociLayerGzip };
-      await store.adoptBlob(blobFile, layer.digest);
-      await store.addLayer(layer, upper);
-      next = {
-        ...state,
-        layers: [...state.layers, layer],
-        config: mutate.appendLayer(state.config, layer.diffId, { created, created_by: step.text }),
-      };
-    }
-    if (resolved.action === 'workdir') next = { ...next, config: mutate.withWorkingDir(next.config, resolved.path) };
-    progress({
-      type: 'step-done', step: number, cached: false, emptyLayer: !layer,
-      layer: layer && { digest: layer.digest, size: layer.size }, seconds: (Date.now() - started) / 1000,
-    });
-    return next;
-  } catch (err) {
-    progress({ type: 'step-error', step: number, message: (err as Error).message });
-    throw err instanceof StepError ? err : StepError.wrap(err as Error, step);
+    if (committed.entries === 0) return undefined;
+    const layer: LayerRecord = { digest: committed.digest, diffId: committed.diffId, size: committed.size, mediaType: MediaType.ociLayerGzip };
+    await store.adoptBlob(blobFile, layer.digest);
+    await store.addLayer(layer, upper, { mtimeClamp: opts.epoch });
+    return layer;
   } finally {
     await fs.promises.rm(stepDir, { recursive: true, force: true });
   }
 }
 
 /** The layers COPY --from reads: an earlier stage's, or else a stored image's. */
-async function sourceLayers(store: Store, from: string, stage: PlannedStage, built: Map<number, StageState>, step: PlannedStep): Promise<LayerRecord[]> {
+async function sourceLayers(opts: BuildOptions, from: string, stage: PlannedStage, built: Map<number, StageState>, step: PlannedStep): Promise<LayerRecord[]> {
   const index = stage.stageRefs.get(from);
-  if (index === undefined) return (await imageLayers(store, from, step)).layers;
+  if (index === undefined) return (await imageLayers(opts, from, step)).layers;
   const state = built.get(index);
   if (!state) throw new StepError(`COPY --from=${from}: stage ${index} was not built`, step);
   return state.layers;

@@ -1,138 +1,234 @@
-// COPY and ADD: files from the build context (or another stage / image) written into the step's
-// upperdir with Docker's path rules:
-// - a source directory copies its contents, not itself;
-// - the destination is a directory when it ends with '/', when there are several sources, or when it
-//   is an existing directory; relative destinations are relative to WORKDIR; missing parents are made;
-// - owners become 0:0 (or --chown), modes are kept (or --chmod);
-// - ADD extracts local tar archives (plain, gzip, bzip2, xz) into the destination.
+// COPY and ADD: files from the build context (or another stage / image), inline heredoc files and
+// (ADD) downloads, written into the step's upperdir with Docker's path rules:
+// - a source directory copies its contents, not itself; wildcards match one path component each;
+// - the destination is a directory when it ends with '/' or is '.', when there are several sources,
+//   or when it is an existing directory; relative destinations are relative to WORKDIR; missing
+//   parents are made;
+// - owners become 0:0 (or --chown), modes are kept (or --chmod), mtimes kept (clamped at commit);
+// - symlinks below a copied directory are copied as symlinks, hardlinks between copied files kept;
+// - ADD extracts local tar archives (plain, gzip, bzip2, xz) into the destination; downloads are
+//   never extracted; heredoc files (`COPY <<EOF /dest`) are files named by their delimiter, 0644.
+// What is read from the context is what context.ts lists (and hashSources digests): the same
+// expansion, walk and ignore rules.
 import fs from 'node:fs';
 import path from 'node:path';
-import { LayeredTree, components } from '../overlay/tree.js';
-import type { Attrs, UpperWriter } from '../overlay/upper.js';
+import { Readable } from 'node:stream';
+import { components } from '../overlay/tree.js';
+import { applyAttrs, type Attrs, type UpperWriter } from '../overlay/upper.js';
 import { decompressedStream } from '../layer/compression.js';
 import { readTar } from '../layer/tar-read.js';
+import { fsx } from '../native/index.js';
+import { readSources, type ListedSource, type SourceNode, type SourceStat, type SourceTree } from './context.js';
+import { fetchUrl, isUrl, type Download } from './fetch.js';
 
 export class CopyError extends Error {}
 
+/** A heredoc source: a file named `name` holding `content`. */
+export interface InlineFile {
+  name: string;
+  content: string;
+}
+
 export interface CopyRequest {
   sources: string[];
+  /** heredoc files, copied after the path sources as BuildKit does */
+  inline?: InlineFile[];
   dest: string;
   workdir: string;
   /** where sources are read: the build context, or the image of a stage for --from */
-  from: LayeredTree;
-  /** names of the context, for error messages ("context" or "stage build") */
+  from: SourceTree;
+  /** the source for error messages ("build context" or "stage build") */
   fromLabel: string;
   chown?: { uid: number; gid: number };
+  /** keep the sources' owners when there is no --chown (COPY --from a stage or image, as Docker and
+   * BuildKit do); the build context's files become 0:0 */
+  keepOwners?: boolean;
   chmod?: number;
-  /** ADD: extract local archives */
+  /** --exclude patterns, matched below each source */
+  excludes?: string[];
+  /** ADD: local archives are extracted and URL sources downloaded */
   extractArchives: boolean;
+  /** ADD --checksum of the single URL source */
+  checksum?: string;
+  /** where downloads go (the step's temp dir) */
+  tempDir?: string;
+  /** URLs already downloaded (for the cache key), by URL */
+  downloads?: Map<string, Download>;
+  signal?: AbortSignal;
 }
 
-const hasGlob = (s: string): boolean => /[*?[]/.test(s);
-
-/** Glob of one path component: *, ? and [...] as in Go's filepath.Match (Docker's rules). */
-function componentMatcher(pattern: string): RegExp {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = pattern.indexOf(']', i + 1);
-      if (end < 0) throw new CopyError(`bad pattern: ${pattern}`);
-      let set = pattern.slice(i + 1, end);
-      if (set.startsWith('^')) set = `!${set.slice(1)}`;
-      re += `[${set.startsWith('!') ? `^${set.slice(1)}` : set}]`;
-      i = end;
-    } else if (c === '\\' && i + 1 < pattern.length) re += `\\${pattern[++i]}`;
-    else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
-
-/** The source paths (relative to the source root) a COPY source names. */
-export function expandSource(tree: LayeredTree, source: string, label: string): string[] {
-  const parts = components(source);
-  const normalized = path.posix.normalize(source.replace(/^\/+/, ''));
-  if (normalized === '..' || normalized.startsWith('../')) throw new CopyError(`${source}: forbidden path outside the ${label}`);
-  if (!hasGlob(source)) {
-    const rel = tree.resolve(source);
-    if (!tree.lookup(rel)) throw new CopyError(`${source}: not found in the ${label}`);
-    return [rel];
-  }
-  let matches = [''];
-  for (const part of parts) {
-    const next: string[] = [];
-    for (const dir of matches) {
-      if (!hasGlob(part)) {
-        const rel = dir ? `${dir}/${part}` : part;
-        if (tree.lookup(tree.resolve(rel))) next.push(tree.resolve(rel));
-        continue;
-      }
-      const node = tree.lookup(dir);
-      if (node?.type !== 'dir') continue;
-      const re = componentMatcher(part);
-      for (const name of tree.readdir(dir)) if (re.test(name)) next.push(tree.resolve(dir ? `${dir}/${name}` : name));
-    }
-    matches = next;
-  }
-  if (matches.length === 0) throw new CopyError(`${source}: no source files were specified (no match in the ${label})`);
-  return matches;
-}
+type Item =
+  | { kind: 'tree'; listed: ListedSource }
+  | { kind: 'url'; url: string }
+  | { kind: 'inline'; file: InlineFile };
 
 export async function copyInto(writer: UpperWriter, req: CopyRequest): Promise<void> {
-  const sources = req.sources.flatMap((s) => expandSource(req.from, s, req.fromLabel));
+  const items: Item[] = [];
+  for (const source of req.sources) {
+    if (isUrl(source) && !req.extractArchives) throw new CopyError(`${source}: source can't be a URL for COPY`);
+  }
+  const read = readSources(req.from, req.sources, req.fromLabel, req.excludes);
+  // path sources in order, then URLs, then heredocs (BuildKit's order)
+  for (const listed of read.listed) items.push({ kind: 'tree', listed });
+  for (const url of req.sources.filter(isUrl)) items.push({ kind: 'url', url });
+  for (const file of req.inline ?? []) items.push({ kind: 'inline', file });
+
   const destAbs = path.posix.resolve('/', req.workdir || '/', req.dest);
   const destNode = writer.merged.lookup(writer.resolve(destAbs));
-  const destIsDir = req.dest.endsWith('/') || req.dest === '.' || sources.length > 1 || destNode?.type === 'dir';
-  for (const rel of sources) {
-    const node = req.from.lookup(rel)!;
-    if (node.type === 'dir') {
-      const target = writer.resolve(destAbs);
-      writer.mkdir(target, destNode?.type === 'dir' ? undefined : dirAttrs(node.stat, req));
-      await copyTree(writer, req, rel, target);
-    } else if (req.extractArchives && node.type === 'file' && (await extractArchive(writer, req, node.abs, destAbs))) {
+  const destIsDir = req.dest.endsWith('/') || req.dest === '.' || items.length > 1 || destNode?.type === 'dir';
+  // a destination that is a symlink to a file is followed (the file it names is replaced), as Docker does
+  const fileTarget = (name: string): string =>
+    destIsDir ? components(`${writer.resolve(destAbs)}/${name}`).join('/') : writer.resolve(destAbs);
+  // missing directories up to the destination belong to the --chown owner, as in Docker and BuildKit
+  // (a copied directory itself takes its source's mode)
+  if (req.chown) {
+    const copiesDir = items.some((item) => item.kind === 'tree' && item.listed.match.node.type === 'dir');
+    const made = destIsDir && !copiesDir ? writer.resolve(destAbs) : path.posix.dirname(writer.resolve(destAbs));
+    writer.ensureDir(made, { mode: 0o755, ...req.chown });
+  }
+
+  for (const item of items) {
+    req.signal?.throwIfAborted();
+    if (item.kind === 'inline') {
+      const attrs: Attrs = { mode: req.chmod ?? 0o644, uid: req.chown?.uid ?? 0, gid: req.chown?.gid ?? 0 };
+      await writer.writeStream(fileTarget(item.file.name), Readable.from([Buffer.from(item.file.content)]), attrs);
+    } else if (item.kind === 'url') {
+      let download = req.downloads?.get(item.url);
+      if (!download) {
+        if (!req.tempDir) throw new CopyError(`${item.url}: no directory to download into`);
+        download = await fetchUrl(item.url, req.tempDir, { checksum: req.checksum, signal: req.signal });
+      }
+      const attrs: Attrs = { mode: req.chmod ?? 0o600, uid: req.chown?.uid ?? 0, gid: req.chown?.gid ?? 0, mtime: download.mtime };
+      await writer.copyFile(fileTarget(download.name), download.file, attrs);
+    } else if (item.listed.match.node.type === 'dir') {
+      await copyDirectory(writer, req, item.listed, writer.resolve(destAbs), read.contents);
+    } else if (req.extractArchives && item.listed.match.node.type === 'file' && (await extractArchive(writer, req, item.listed.match.node.abs, destAbs))) {
       continue;
     } else {
-      const target = destIsDir ? `${writer.resolve(destAbs)}/${path.posix.basename(rel)}` : writer.resolve(destAbs, false);
-      await copyNode(writer, req, rel, components(target).join('/'));
+      await copyEntry(writer, req, item.listed.match.node, fileTarget(item.listed.match.name), new Map());
     }
   }
 }
 
-function dirAttrs(st: fs.Stats, req: CopyRequest): Attrs {
-  return { mode: req.chmod ?? st.mode & 0o7777, uid: req.chown?.uid ?? 0, gid: req.chown?.gid ?? 0, mtime: st.mtimeMs / 1000 };
+function attrsOf(st: SourceStat, req: CopyRequest): Attrs {
+  const keep = req.keepOwners === true;
+  return { mode: req.chmod ?? st.mode & 0o7777, uid: req.chown?.uid ?? (keep ? st.uid : 0), gid: req.chown?.gid ?? (keep ? st.gid : 0), mtime: st.mtimeMs / 1000 };
 }
 
-async function copyTree(writer: UpperWriter, req: CopyRequest, fromRel: string, toRel: string): Promise<void> {
-  for (const name of req.from.readdir(fromRel)) {
-    await copyNode(writer, req, fromRel ? `${fromRel}/${name}` : name, toRel ? `${toRel}/${name}` : name);
+/**
+ * The contents of a source directory into `target` (a resolved path of the image). When the target
+ * is new, nothing below it can collide with the image or with what this step wrote, so entries are
+ * written straight into the upperdir, through file descriptors, from the bytes hashing already read
+ * when it did (`COPY . /app` of a large tree is bounded by the syscalls of the copy itself).
+ * Directory mtimes are set last, children first, because creating entries changes them.
+ */
+async function copyDirectory(writer: UpperWriter, req: CopyRequest, listed: ListedSource, target: string, contents: Map<string, Buffer>): Promise<void> {
+  const { match, entries } = listed;
+  const existing = writer.merged.lookup(target);
+  // a destination directory made for the copy is root's (or --chown's) even when the owners below are kept
+  const made = { ...attrsOf(match.node.stat, req), uid: req.chown?.uid ?? 0, gid: req.chown?.gid ?? 0 };
+  writer.mkdir(target, existing?.type === 'dir' ? undefined : made);
+  const fresh = existing === null;
+  const links = new Map<string, string>();
+  const dirTimes: [string, number][] = [];
+  // Entries created by root in a directory of gid 0 are already 0:0: chown only for other owners.
+  const chown = (req.chown?.uid ?? 0) !== 0 || (req.chown?.gid ?? 0) !== 0 || process.getuid?.() !== 0 || process.getgid?.() !== 0;
+  const umask = process.umask();
+  for (const { rel, node } of entries) {
+    const to = components(`${target}/${rel}`).join('/');
+    if (!fresh) {
+      await copyEntry(writer, req, node, to, links);
+      if (node.type === 'dir') dirTimes.push([path.join(writer.upper, to), node.stat.mtimeMs / 1000]);
+      continue;
+    }
+    const abs = path.join(writer.upper, to);
+    const attrs = attrsOf(node.stat, req);
+    switch (node.type) {
+      case 'dir':
+        fs.mkdirSync(abs);
+        applyAttrs(abs, { ...attrs, mtime: undefined });
+        dirTimes.push([abs, attrs.mtime!]);
+        break;
+      case 'file': {
+        const linked = hardlinkOf(node, links, abs);
+        if (linked) {
+          fs.linkSync(linked, abs);
+          break;
+        }
+        const bytes = contents.get(node.abs);
+        if (!bytes) {
+          fs.copyFileSync(node.abs, abs);
+          applyAttrs(abs, attrs);
+          break;
+        }
+        const fd = fs.openSync(abs, 'wx', attrs.mode);
+        try {
+          if (bytes.length > 0) fs.writeSync(fd, bytes);
+          if (chown) fs.fchownSync(fd, attrs.uid, attrs.gid);
+          if (chown || attrs.mode & umask || attrs.mode & 0o7000) fs.fchmodSync(fd, attrs.mode);
+          fs.futimesSync(fd, attrs.mtime!, attrs.mtime!);
+        } finally {
+          fs.closeSync(fd);
+        }
+        break;
+      }
+      case 'symlink':
+        fs.symlinkSync(fs.readlinkSync(node.abs), abs);
+        applyAttrs(abs, attrs, true);
+        break;
+      case 'char':
+      case 'block':
+      case 'fifo': {
+        const typeBits = node.type === 'char' ? fs.constants.S_IFCHR : node.type === 'block' ? fs.constants.S_IFBLK : fs.constants.S_IFIFO;
+        fsx.mknod(abs, typeBits | attrs.mode, major(node.stat.rdev), minor(node.stat.rdev));
+        applyAttrs(abs, attrs);
+        break;
+      }
+      default:
+        break; // sockets are not copied, as with Docker
+    }
+  }
+  if (fresh) writer.merged.forget(target);
+  for (let i = dirTimes.length - 1; i >= 0; i--) fs.utimesSync(dirTimes[i][0], dirTimes[i][1], dirTimes[i][1]);
+  if (existing?.type !== 'dir') {
+    const mtime = match.node.stat.mtimeMs / 1000;
+    fs.utimesSync(path.join(writer.upper, target), mtime, mtime);
   }
 }
 
-async function copyNode(writer: UpperWriter, req: CopyRequest, fromRel: string, toRel: string): Promise<void> {
-  const node = req.from.lookup(fromRel);
-  if (!node) throw new CopyError(`${fromRel}: vanished from the ${req.fromLabel}`);
-  const st = node.stat;
-  const attrs: Attrs = { mode: req.chmod ?? st.mode & 0o7777, uid: req.chown?.uid ?? 0, gid: req.chown?.gid ?? 0, mtime: st.mtimeMs / 1000 };
+const major = (rdev: number): number => Math.floor(rdev / 256) & 0xfff;
+const minor = (rdev: number): number => rdev & 0xff;
+
+/** The first copy of a file with several links, when this one is another link to it. */
+function hardlinkOf(node: SourceNode, links: Map<string, string>, target: string): string | undefined {
+  if (node.stat.nlink < 2) return undefined;
+  const key = `${node.stat.dev}:${node.stat.ino}`;
+  const first = links.get(key);
+  if (!first) links.set(key, target);
+  return first;
+}
+
+/** One entry through the writer's overlay rules (copy-up of parents, replacing what is there). */
+async function copyEntry(writer: UpperWriter, req: CopyRequest, node: SourceNode, to: string, links: Map<string, string>): Promise<void> {
+  const attrs = attrsOf(node.stat, req);
   switch (node.type) {
     case 'dir':
-      writer.mkdir(toRel, dirAttrs(st, req));
-      await copyTree(writer, req, fromRel, toRel);
+      writer.mkdir(to, attrs);
       return;
-    case 'file':
-      await writer.copyFile(toRel, node.abs, attrs);
+    case 'file': {
+      const linked = hardlinkOf(node, links, to);
+      if (linked) await writer.hardlink(to, linked);
+      else await writer.copyFile(to, node.abs, attrs);
       return;
+    }
     case 'symlink':
-      writer.symlink(toRel, fs.readlinkSync(node.abs), attrs);
+      writer.symlink(to, fs.readlinkSync(node.abs), attrs);
       return;
     case 'char':
     case 'block':
-    case 'fifo': {
-      const major = Math.floor(st.rdev / 256) & 0xfff;
-      writer.device(toRel, node.type, major, st.rdev & 0xff, attrs);
+    case 'fifo':
+      writer.device(to, node.type, major(node.stat.rdev), minor(node.stat.rdev), attrs);
       return;
-    }
     default:
       return; // sockets are not copied, as with Docker
   }
@@ -186,4 +282,3 @@ async function extractArchive(writer: UpperWriter, req: CopyRequest, file: strin
   }
   return true;
 }
-

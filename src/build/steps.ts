@@ -8,6 +8,8 @@ import type { CommandLine, Heredoc, StageInstruction } from '../dockerfile/types
 import * as mutate from '../image/mutate.js';
 import type { ImageConfig, LayerRecord } from '../image/types.js';
 import type { PlannedStep } from '../plan/plan.js';
+import { isGitSource, isUrl, parseChecksum } from './fetch.js';
+import { MountSpecError, parseRunFlags, type RunFlags } from './mounts.js';
 
 export interface StageState {
   config: ImageConfig;
@@ -30,9 +32,22 @@ export class StepError extends DockerfileError {
 }
 
 export type FsAction =
-  | { action: 'run'; argv: string[] }
+  | { action: 'run'; argv: string[]; flags: RunFlags }
   | { action: 'workdir'; path: string }
-  | { action: 'copy' | 'add'; sources: string[]; dest: string; from?: string; chown?: string; chmod?: number };
+  | {
+      action: 'copy' | 'add';
+      sources: string[];
+      /** heredoc files (`COPY <<EOF /dest`): their content is part of what the step writes */
+      inline: { name: string; content: string }[];
+      dest: string;
+      from?: string;
+      chown?: string;
+      chmod?: number;
+      /** --exclude patterns */
+      excludes: string[];
+      /** ADD --checksum, validated (`sha256:<hex>`) */
+      checksum?: string;
+    };
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
 
@@ -77,31 +92,58 @@ function commandArgv(state: StageState, command: CommandLine): string[] {
   return [...(state.config.config.Shell ?? DEFAULT_SHELL), command.args[0]];
 }
 
+/** RUN --mount/--network/--security, with bad values reported on the RUN's line. */
+function runFlags(flags: Record<string, string[]>, state: StageState, step: PlannedStep): RunFlags {
+  try {
+    return parseRunFlags(flags, state.config.config.WorkingDir || '/');
+  } catch (err) {
+    if (err instanceof MountSpecError) throw new StepError(err.message, { file: step.file, line: step.line });
+    throw err;
+  }
+}
+
 const lastFlag = (flags: Record<string, string[]>, name: string): string | undefined => flags[name]?.[flags[name].length - 1];
 
 export function resolveFsStep(state: StageState, step: PlannedStep): FsAction {
   const ins = expanded(state, step);
   switch (ins.kind) {
     case 'RUN':
-      if (Object.keys(ins.flags).length > 0) {
-        throw new StepError(`RUN --${Object.keys(ins.flags)[0]} is not supported yet`, { file: step.file, line: step.line });
-      }
-      return { action: 'run', argv: commandArgv(state, withHeredocs(ins.command, ins.heredocs)) };
+      return { action: 'run', argv: commandArgv(state, withHeredocs(ins.command, ins.heredocs)), flags: runFlags(ins.flags, state, step) };
     case 'WORKDIR':
       // resolved as the config will record it (Docker's normalizeWorkdir, in one place: mutate)
       return { action: 'workdir', path: mutate.withWorkingDir(state.config, ins.path).config.WorkingDir ?? '/' };
     case 'COPY':
     case 'ADD': {
-      if (ins.heredocs.length > 0) throw new StepError(`${ins.kind} heredocs are not supported yet`, { file: step.file, line: step.line });
+      const where = { file: step.file, line: step.line };
       const chmod = lastFlag(ins.flags, 'chmod');
-      if (chmod !== undefined && !/^[0-7]{3,4}$/.test(chmod)) throw new StepError(`invalid --chmod=${chmod}: an octal mode is expected`, { file: step.file, line: step.line });
+      if (chmod !== undefined && !/^[0-7]{3,4}$/.test(chmod)) throw new StepError(`invalid --chmod=${chmod}: an octal mode is expected`, where);
+      if (lastFlag(ins.flags, 'parents') === 'true') throw new StepError(`${ins.kind} --parents is not supported yet`, where);
+      if (lastFlag(ins.flags, 'keep-git-dir') === 'true') throw new StepError('ADD --keep-git-dir is not supported: ADD of git repositories is not implemented', where);
+      for (const source of ins.sources) {
+        if (isUrl(source) && ins.kind === 'COPY') throw new StepError(`${source}: source can't be a URL for COPY (use ADD)`, where);
+        if (isGitSource(source)) throw new StepError(`${source}: ADD of git repositories is not supported yet`, where);
+      }
+      const checksumFlag = lastFlag(ins.flags, 'checksum');
+      let checksum: string | undefined;
+      if (checksumFlag !== undefined) {
+        if (ins.sources.length + ins.heredocs.length !== 1) throw new StepError("checksum can't be specified for multiple sources", where);
+        if (!isUrl(ins.sources[0] ?? '')) throw new StepError("checksum can't be specified for non-HTTP sources", where);
+        try {
+          checksum = parseChecksum(checksumFlag);
+        } catch (err) {
+          throw new StepError((err as Error).message, where);
+        }
+      }
       return {
         action: ins.kind === 'COPY' ? 'copy' : 'add',
         sources: ins.sources,
+        inline: ins.heredocs.map((h) => ({ name: h.name, content: h.content })),
         dest: ins.dest,
         from: lastFlag(ins.flags, 'from'),
         chown: lastFlag(ins.flags, 'chown'),
         chmod: chmod === undefined ? undefined : parseInt(chmod, 8),
+        excludes: ins.flags.exclude ?? [],
+        checksum,
       };
     }
     default:
@@ -122,7 +164,8 @@ export function applyMetadata(state: StageState, step: PlannedStep, created: str
       config = mutate.withLabels(config, Object.fromEntries(ins.labels.map((l) => [l.key, l.value])));
       break;
     case 'MAINTAINER':
-      config = mutate.withLabels(config, { maintainer: ins.maintainer });
+      // the image's author field, as Docker and BuildKit set it (not a label)
+      config = { ...config, author: ins.maintainer };
       break;
     case 'EXPOSE':
       config = mutate.withExposedPorts(config, ins.ports);
@@ -160,9 +203,9 @@ export function applyMetadata(state: StageState, step: PlannedStep, created: str
       config = mutate.withOnBuild(config, [...(config.config.OnBuild ?? []), ins.expression]);
       break;
     case 'ARG':
-      // ARG adds no history entry and nothing to the image; it only defines build-time variables.
+      // nothing in the image but, as in Docker and BuildKit, an empty_layer history entry
       for (const decl of ins.args) state.args.declare(decl.name, decl.default);
-      return state;
+      break;
     default:
       throw new StepError(`${ins.kind} is not a metadata instruction`, { file: step.file, line: step.line });
   }

@@ -3,11 +3,12 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
-import { report } from './common.js';
+import { packageVersion, report, usageMessage } from './common.js';
 
 async function main(): Promise<void> {
   let debug = false;
-  const cli = commands.reduce((y, add) => add(y), yargs(hideBin(process.argv)) as Argv)
+  const args = hideBin(process.argv);
+  const cli = commands.reduce((y, add) => add(y), yargs(args) as Argv)
     .scriptName('strata')
     .usage('$0 <command> [options]')
     .option('debug', { type: 'boolean', describe: 'show stack traces', global: true })
@@ -15,12 +16,23 @@ async function main(): Promise<void> {
       debug = Boolean(argv.debug);
     })
     .demandCommand(1, 'name a command')
+    .recommendCommands()
     .strict()
-    .parserConfiguration({ 'greedy-arrays': false })
+    // greedy arrays would let a repeatable flag swallow the positional after it; boolean negation
+    // would read --no-cache as "cache: false" and --no-cache-filter as "cache-filter: false"
+    .parserConfiguration({ 'greedy-arrays': false, 'boolean-negation': false })
+    .completion('completion', 'print a bash/zsh completion script: source <(strata completion)')
+    .version(packageVersion())
     .help()
+    .alias('help', 'h')
+    .wrap(Math.min(120, process.stderr.columns ?? 100))
     .fail((msg, err, y) => {
-      if (err) throw err;
-      process.stderr.write(`${y.help()}\n\nERROR: ${msg}\n`);
+      // Errors of the command handlers are reported below; yargs' own (YError: unknown flag,
+      // bad choice, failed coerce or check) get the usage and one line saying what is wrong.
+      // (a .check() that returns a message passes it as `err` too, as a string)
+      if (err instanceof Error && err.name !== 'YError') throw err;
+      y.showHelp((usage) => process.stderr.write(`${usage}\n\n`));
+      process.stderr.write(`ERROR: ${usageMessage(msg ?? err?.message ?? 'invalid arguments', args)}\n`);
       process.exit(2);
     });
   try {

@@ -47,6 +47,9 @@ export interface BuildPlan {
 
 const FS_KINDS = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
 
+/** Whether an instruction changes the filesystem (a step the builder executes) or only the config. */
+export const stepKind = (instruction: StageInstruction): StepKind => (FS_KINDS.has(instruction.kind) ? 'fs' : 'meta');
+
 export interface PlanOptions {
   target?: string;
   buildArgs?: Map<string, string>;
@@ -109,6 +112,13 @@ function resolveTarget(parsed: ParsedDockerfile, planned: PlannedStage[], target
   return stage.index;
 }
 
+/** Names a step reads from: COPY/ADD --from, RUN --mount=...,from=NAME (which BuildKit does not expand). */
+function fromRefs(instruction: StageInstruction): string[] {
+  if (instruction.kind === 'COPY' || instruction.kind === 'ADD') return instruction.flags.from?.length ? [instruction.flags.from[instruction.flags.from.length - 1]] : [];
+  if (instruction.kind !== 'RUN') return [];
+  return (instruction.flags.mount ?? []).flatMap((spec) => spec.split(',').map((f) => f.trim()).filter((f) => /^from=/i.test(f)).map((f) => f.slice(5)));
+}
+
 function planStage(parsed: ParsedDockerfile, stage: Stage, byName: Map<string, number>, fromEnv: Map<string, string>): PlannedStage {
   const from = stage.from;
   const image = expandWord(from.image, fromEnv, parsed.escape);
@@ -122,8 +132,7 @@ function planStage(parsed: ParsedDockerfile, stage: Stage, byName: Map<string, n
 
   const stageRefs = new Map<string, number>();
   const steps: PlannedStep[] = stage.instructions.map((instruction) => {
-    if ((instruction.kind === 'COPY' || instruction.kind === 'ADD') && instruction.flags.from?.length) {
-      const ref = instruction.flags.from[instruction.flags.from.length - 1];
+    for (const ref of fromRefs(instruction)) {
       const name = ref.toLowerCase();
       const index = /^\d+$/.test(ref) ? Number(ref) : name === stage.name ? stage.index : byName.get(name);
       if (index !== undefined) {
@@ -135,7 +144,7 @@ function planStage(parsed: ParsedDockerfile, stage: Stage, byName: Map<string, n
       }
     }
     return {
-      kind: FS_KINDS.has(instruction.kind) ? 'fs' : 'meta',
+      kind: stepKind(instruction),
       instruction,
       text: instruction.raw,
       file: parsed.file,

@@ -8,6 +8,8 @@ export type BuildEvent =
   | { type: 'step-done'; step: number; layer?: { digest: string; size: number }; emptyLayer: boolean; cached: boolean; seconds: number }
   | { type: 'step-error'; step: number; message: string }
   | { type: 'export'; kind: string; dest: string }
+  // A blob moving to or from a registry or archive; `done` also when it was skipped (already there, or mounted).
+  | { type: 'blob'; action: 'pull' | 'push'; digest: string; bytes: number; total: number; state: 'progress' | 'done' | 'exists' | 'mounted' }
   | { type: 'build-done'; manifestDigest: string; configDigest: string; layers: number; size: number; seconds: number };
 
 export type ProgressSink = (event: BuildEvent) => void;

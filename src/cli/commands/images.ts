@@ -4,7 +4,7 @@ import { UsageError } from '../../build/session.js';
 import { formatLayers, listLayers } from '../../layer/listing.js';
 import { Store } from '../../store/store.js';
 import { openImageArchive } from '../../transport/read-archive.js';
-import { rootOption } from '../common.js';
+import { requirePositional, rootOption } from '../common.js';
 
 export const imagesCommand = (y: Argv): Argv => y.command(
   'images',
@@ -19,29 +19,31 @@ export const imagesCommand = (y: Argv): Argv => y.command(
 );
 
 export const inspectCommand = (y: Argv): Argv => y.command(
-  'inspect <name>',
+  'inspect [name]',
   'print an image\'s manifest, config and layers as JSON',
-  (c) => c.positional('name', { type: 'string', demandOption: true }).option('root', rootOption),
+  (c) => c.positional('name', { type: 'string', describe: 'NAME[:TAG] or manifest digest' }).check(requirePositional('name')).option('root', rootOption),
   async (argv) => {
     const store = await Store.open(argv.root);
-    const image = await store.image(argv.name);
+    const image = await store.image(argv.name!);
     const inspected = { name: argv.name, digest: image.manifestDigest, manifest: image.manifest, config: image.config, layers: image.manifest.layers };
     process.stdout.write(`${JSON.stringify(inspected, null, 2)}\n`);
   },
 );
 
 export const layersCommand = (y: Argv): Argv => y.command(
-  'layers <image>',
+  'layers [image]',
   'list each layer of an image (from the store, or an OCI / docker archive) with its entries',
   (c) => c
-    .positional('image', { type: 'string', demandOption: true, describe: 'NAME in the store, or OUT.tar' })
+    .positional('image', { type: 'string', describe: 'NAME in the store, or OUT.tar' })
+    .check(requirePositional('image'))
     .option('json', { type: 'boolean' })
     .option('root', rootOption),
   async (argv) => {
-    const archive = fs.existsSync(argv.image) ? await openImageArchive(argv.image) : undefined;
+    const name = argv.image!;
+    const archive = fs.existsSync(name) ? await openImageArchive(name) : undefined;
     try {
-      const image = archive ? archive.images[0]?.source : await (await Store.open(argv.root)).image(argv.image);
-      if (!image) throw new UsageError(`${argv.image} holds no image`);
+      const image = archive ? archive.images[0]?.source : await (await Store.open(argv.root)).image(name);
+      if (!image) throw new UsageError(`${name} holds no image`);
       const layers = await listLayers(image);
       process.stdout.write(argv.json ? `${JSON.stringify(layers, null, 2)}\n` : `${formatLayers(layers)}\n`);
     } finally {

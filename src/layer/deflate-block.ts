@@ -1,0 +1,46 @@
+// One block of a parallel gzip stream: raw deflate of `data`, primed with the 32 KiB that precede it,
+// and its CRC-32. Used by the pool's worker threads, and in-process for inputs of a single block.
+
+import zlib from 'node:zlib';
+import * as pako from 'pako';
+
+export type DeflateEngine = 'zlib' | 'pako';
+
+/** deflate's window: a block can refer back this far, into the block before it. */
+export const DICTIONARY_SIZE = 32 * 1024;
+
+export interface BlockResult {
+  deflated: Uint8Array;
+  /** CRC-32 of `data` alone (not of the dictionary). */
+  crc: number;
+}
+
+/**
+ * A block that is not the last one ends with a sync flush: an empty stored block that brings the
+ * stream to a byte boundary without the final-block bit, so the next block's deflate output can be
+ * appended as is. The last block finishes the stream (final-block bit set).
+ * Both engines give the same bytes for the same input, dictionary and level (a test checks it).
+ */
+export function deflateBlock(engine: DeflateEngine, level: number, data: Uint8Array, dictionary: Uint8Array | undefined, last: boolean): BlockResult {
+  const crc = zlib.crc32(data);
+  // One output buffer for the whole block (deflate grows data by a few bytes per 16 KiB at most), and
+  // never one from Buffer's shared pool, so that a worker can hand it over without copying.
+  const outputSize = Math.max(64 * 1024, data.length + (data.length >> 6) + 1024);
+  const withDictionary = dictionary && dictionary.length > 0 ? { dictionary } : {};
+  if (engine === 'zlib') {
+    const deflated = zlib.deflateRawSync(data, {
+      level,
+      ...withDictionary,
+      finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+      chunkSize: outputSize,
+    });
+    return { deflated, crc };
+  }
+  const deflate = new pako.Deflate({ level, raw: true, chunkSize: outputSize, ...withDictionary });
+  const parts: Uint8Array[] = [];
+  deflate.onData = (chunk) => parts.push(chunk);
+  if (!deflate.push(data, last ? pako.Z_FINISH : pako.Z_SYNC_FLUSH) && deflate.err !== pako.Z_OK) {
+    throw new Error(`deflate: ${deflate.msg} (${deflate.err})`);
+  }
+  return { deflated: parts.length === 1 ? parts[0] : Buffer.concat(parts), crc };
+}

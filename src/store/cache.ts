@@ -1,0 +1,72 @@
+// The step cache: `cache/<key>.json` maps a step's cache key (plan/cache-key.ts) to its result, the
+// layer it produced or nothing for an empty diff. Records are written atomically after the layer is
+// complete, so a record never names a missing layer; a record whose layer was pruned or failed
+// verification since is a miss, never an error.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { LayerRecord } from '../image/types.js';
+import { writeAtomic, type Store } from './store.js';
+
+export interface CacheRecord {
+  key: string;
+  /** ISO time of the last hit or write; prune drops the least recently used first */
+  lastUsed: string;
+  /** absent when the step's diff was empty */
+  layer?: LayerRecord;
+}
+
+const KEY = /^[0-9a-f]{64}$/;
+
+export class StepCache {
+  constructor(private readonly store: Store) {}
+
+  private file(key: string): string {
+    if (!KEY.test(key)) throw new Error(`not a cache key: ${key}`);
+    return path.join(this.store.root, 'cache', `${key}.json`);
+  }
+
+  /** The record of a key whose layer is complete in the store, or undefined; a hit counts as a use. */
+  async get(key: string): Promise<CacheRecord | undefined> {
+    const record = await this.peek(key);
+    if (record) await this.put(key, record.layer); // refreshes lastUsed for prune
+    return record;
+  }
+
+  /** Like get, without counting as a use. */
+  async peek(key: string): Promise<CacheRecord | undefined> {
+    const text = await fs.readFile(this.file(key), 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    let record: CacheRecord;
+    try {
+      record = JSON.parse(text) as CacheRecord;
+    } catch {
+      return undefined;
+    }
+    if (record.key !== key) return undefined;
+    if (record.layer && !(await this.store.hasLayer(record.layer.diffId) && await this.store.hasBlob(record.layer.digest))) return undefined;
+    return record;
+  }
+
+  async put(key: string, layer: LayerRecord | undefined): Promise<void> {
+    await fs.mkdir(path.dirname(this.file(key)), { recursive: true });
+    const record: CacheRecord = { key, lastUsed: new Date().toISOString(), ...(layer && { layer }) };
+    await writeAtomic(this.file(key), Buffer.from(`${JSON.stringify(record)}\n`));
+  }
+
+  /** Every record, for export and prune. */
+  async list(): Promise<CacheRecord[]> {
+    const dir = path.join(this.store.root, 'cache');
+    const names = await fs.readdir(dir).catch(() => [] as string[]);
+    const records: CacheRecord[] = [];
+    for (const name of names.sort()) {
+      if (!name.endsWith('.json') || !KEY.test(name.slice(0, -5))) continue;
+      const text = await fs.readFile(path.join(dir, name), 'utf8').catch(() => undefined);
+      try {
+        if (text) records.push(JSON.parse(text) as CacheRecord);
+      } catch {
+        // a record cut short cannot exist (atomic writes); anything unreadable is skipped
+      }
+    }
+    return records;
+  }
+}

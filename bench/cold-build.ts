@@ -9,12 +9,12 @@ export interface ColdBuild {
   buildahSeconds: number;
 }
 
-export async function coldBuild(strataBin: string, peersDir: string, caseName: string, workDir: string): Promise<ColdBuild> {
-  const caseDir = path.join(peersDir, 'cases', caseName);
+/** Builds the context `caseDir` (its Dockerfile) with each builder into a fresh store under `workDir`. */
+export async function coldBuild(strataBin: string, peersDir: string, caseDir: string, workDir: string): Promise<ColdBuild> {
   await mkdir(workDir, { recursive: true });
   const strata = await timeCommand(process.execPath, [
     strataBin, 'build', '--root', path.join(workDir, 'strata-store'), '--progress', 'plain',
-    '-t', `bench-${caseName}:1`, '--output', `type=oci,dest=${path.join(workDir, 'strata.tar')}`, caseDir,
+    '-t', `bench-${path.basename(caseDir)}:1`, '--output', `type=oci,dest=${path.join(workDir, 'strata.tar')}`, caseDir,
   ]);
   const buildah = await timeCommand(path.join(peersDir, 'buildah-build.sh'), [caseDir, path.join(workDir, 'buildah.tar')], {
     ...process.env,

@@ -3,7 +3,8 @@
 // Taken from the host rather than debootstrap: no network, seconds instead of minutes, and the same
 // machine's Debian 12 files that a bookworm base image holds. /etc gets only passwd and group (never
 // the host's secrets).
-import { lstatSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, readdirSync, realpathSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { hasCommand, timePipeline } from './measure.js';
@@ -11,14 +12,16 @@ import { hasCommand, timePipeline } from './measure.js';
 const ROOTFS_BYTES = 200e6;
 /** Files bigger than this are left out so that the budget covers many packages, not one LLVM. */
 const MAX_FILE_BYTES = 4e6;
-/** Searched in this order until the budget is spent: libraries first, so that the programs run. */
-const HOST_TREES = ['usr/lib64', 'usr/lib/x86_64-linux-gnu', 'usr/bin', 'usr/sbin', 'usr/share', 'usr/lib'];
+/** The RUNs' programs: they and the libraries they load come first, whatever the budget. */
+const ESSENTIAL_PROGRAMS = ['dash', 'sh', 'cp', 'ls', 'wc', 'mkdir', 'seq', 'sed', 'rm', 'echo'];
+/** Then these trees, in this order, until the budget is spent. */
+const HOST_TREES = ['usr/lib64', 'usr/bin', 'usr/sbin', 'usr/lib/x86_64-linux-gnu', 'usr/share', 'usr/lib'];
 
 export const DEBIAN_DOCKERFILE = `FROM scratch
 ADD debian-rootfs.tar.gz /
 RUN mkdir -p /opt/app && cp -a /usr/sbin /opt/app/sbin && ls -R /opt/app | wc -l
 RUN seq 1 200000 > /opt/app/numbers.txt && sed -i 's/^root:/admin:/' /etc/passwd
-RUN rm -rf /usr/lib64 /opt/app/sbin/a* && mkdir -p /var/cache/app && echo done > /var/cache/app/state
+RUN rm -rf /usr/sbin/x* /opt/app/sbin/a* && mkdir -p /var/cache/app && echo done > /var/cache/app/state
 `;
 
 export interface RootfsContext {
@@ -65,8 +68,20 @@ function selectHostFiles(): { paths: string[]; bytes: number } {
       }
     }
   };
+  const included = new Set<string>();
+  const add = (rel: string, size: number) => {
+    if (included.has(rel)) return;
+    included.add(rel);
+    addParents(rel);
+    paths.push(rel);
+    bytes += size;
+  };
   for (const link of ['bin', 'sbin', 'lib', 'lib64']) {
     if (lstatSync(`/${link}`, { throwIfNoEntry: false })?.isSymbolicLink()) paths.push(link);
+  }
+  for (const file of essentialFiles()) {
+    const st = lstatSync(file);
+    add(file.slice(1), st.isFile() ? st.size : 0);
   }
   const walked = new Set<string>();
   const walk = (rel: string): boolean => {
@@ -79,9 +94,7 @@ function selectHostFiles(): { paths: string[]; bytes: number } {
         if (!walk(child)) return false;
       } else if (st.isSymbolicLink() || (st.isFile() && st.size <= MAX_FILE_BYTES)) {
         if (st.isFile() && bytes + st.size > ROOTFS_BYTES) return false;
-        addParents(child);
-        paths.push(child);
-        bytes += st.isFile() ? st.size : 0;
+        add(child, st.isFile() ? st.size : 0);
       }
     }
     return true;
@@ -91,4 +104,19 @@ function selectHostFiles(): { paths: string[]; bytes: number } {
     if (!walk(tree)) break;
   }
   return { paths, bytes };
+}
+
+/** The essential programs and the shared libraries they load (ldd), as /usr paths: symlinks and
+ * what they point to. */
+function essentialFiles(): string[] {
+  const programs = ESSENTIAL_PROGRAMS.map((name) => `/usr/bin/${name}`).filter((file) => existsSync(file));
+  const ldd = spawnSync('ldd', programs.map((file) => realpathSync(file)), { encoding: 'utf8' }).stdout ?? '';
+  const libraries = [...ldd.matchAll(/(\/\S+) \(0x/g)].map((m) => m[1]);
+  const files = new Set<string>();
+  for (const file of [...programs, ...libraries]) {
+    const usrPath = path.join(realpathSync(path.dirname(file)), path.basename(file)); // /lib/x -> /usr/lib/x
+    files.add(usrPath);
+    files.add(realpathSync(usrPath));
+  }
+  return [...files];
 }

@@ -12,7 +12,7 @@ import { LayeredTree } from '../overlay/tree.js';
 import { UpperWriter } from '../overlay/upper.js';
 import type { ProgressSink } from '../progress/events.js';
 import { StepCache, type CacheRecord } from '../store/cache.js';
-import { importLayerBlob } from '../store/layer-import.js';
+import { importLayer, layerRecords } from '../store/import.js';
 import type { CacheImport } from '../transport/cache.js';
 import { type Store } from '../store/store.js';
 import { parseDockerfile } from '../dockerfile/parse.js';
@@ -26,7 +26,6 @@ import { runStep } from './run.js';
 import { resolveChown } from './users.js';
 import { applyMetadata, resolveFsStep, runEnv, StepError, type FsAction, type StageState } from './steps.js';
 import { resolveBaseImage, type BaseImageOptions } from './base-image.js';
-import { layerRecords } from '../store/import.js';
 
 export interface BuildOptions {
   store: Store;
@@ -270,16 +269,14 @@ async function cachedResult(run: BuildRun, key: string): Promise<CacheRecord | u
     if (!source.records.has(key)) continue;
     const layer = source.records.get(key);
     if (layer && !(await store.hasLayer(layer.diffId))) {
-      const dir = await store.makeTemp('cache-import');
+      const work = await store.makeTemp('cache-import');
       try {
-        const blob = path.join(dir, 'blob');
-        await source.fetchBlob(layer, blob);
-        await importLayerBlob(store, blob, layer);
+        await importLayer(store, source, layer, work, run.opts.progress);
       } catch (err) {
         run.opts.progress({ type: 'note', message: `${source.label}: layer ${layer.digest} unusable (${(err as Error).message}); running the step` });
         continue;
       } finally {
-        await fs.promises.rm(dir, { recursive: true, force: true });
+        await fs.promises.rm(work, { recursive: true, force: true });
       }
     }
     await run.cache.put(key, layer);

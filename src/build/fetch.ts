@@ -104,8 +104,9 @@ export async function fetchUrl(url: string, dir: string, opts: FetchOptions = {}
     await fs.promises.rm(file, { force: true });
     throw new FetchError(`${url}: download incomplete: ${size} of ${expected} bytes`);
   }
+  const digest = `sha256:${sha256.digest('hex')}`;
   if (checksum) {
-    const actual = `${algorithm}:${verify.digest('hex')}`;
+    const actual = verify === sha256 ? digest : `${algorithm}:${verify.digest('hex')}`;
     if (actual !== checksum) {
       await fs.promises.rm(file, { force: true });
       throw new FetchError(`${url}: checksum mismatch: expected ${checksum}, got ${actual}`);
@@ -117,7 +118,7 @@ export async function fetchUrl(url: string, dir: string, opts: FetchOptions = {}
     url,
     file,
     name: urlFileName(url),
-    digest: `sha256:${sha256.digest('hex')}`,
+    digest,
     mtime: Number.isNaN(parsed) ? undefined : Math.floor(parsed / 1000),
     size,
   };

@@ -17,15 +17,19 @@ import { MediaType, type Descriptor, type Digest, type ImageConfig, type LayerRe
 import type { ProgressSink } from '../progress/events.js';
 import type { Store } from './store.js';
 
+/** Where blobs come from: files (an archive, a layout) or a stream per blob (a registry). */
+export interface BlobSource {
+  blobPath?(digest: Digest): string;
+  openBlob?(d: Descriptor): Promise<Readable>;
+}
+
 /** An image to import: an ImageSource (blobs in files) or a remote one that streams its blobs. */
-export interface ImportSource {
+export interface ImportSource extends BlobSource {
   manifestDigest: Digest;
   manifest: Manifest;
   manifestBytes: Buffer;
   config: ImageConfig;
   configBytes: Buffer;
-  blobPath?(digest: Digest): string;
-  openBlob?(d: Descriptor): Promise<Readable>;
 }
 
 export interface ImportOptions {
@@ -95,7 +99,9 @@ export async function importImage(store: Store, source: ImportSource, opts: Impo
   return source.manifestDigest;
 }
 
-async function importLayer(store: Store, source: ImportSource, record: LayerRecord, work: string, progress?: ProgressSink): Promise<void> {
+/** Stores one layer of `source` (blob copied and checked, then extracted and checked against its
+ * diff_id) unless the store has it; `work` is a temp dir of the store. */
+export async function importLayer(store: Store, source: BlobSource, record: LayerRecord, work: string, progress?: ProgressSink): Promise<void> {
   const descriptor = { mediaType: record.mediaType, digest: record.digest, size: record.size };
   if (await store.hasBlob(record.digest)) {
     progress?.({ type: 'blob', action: 'pull', digest: record.digest, bytes: record.size, total: record.size, state: 'exists' });
@@ -131,7 +137,7 @@ async function importLayer(store: Store, source: ImportSource, record: LayerReco
 const MaxBlobAttempts = 3;
 
 /** Streams one blob into the store, hashing as it goes; a wrong digest or size keeps nothing. */
-async function copyBlob(store: Store, source: ImportSource, d: Descriptor, work: string, progress?: ProgressSink): Promise<void> {
+async function copyBlob(store: Store, source: BlobSource, d: Descriptor, work: string, progress?: ProgressSink): Promise<void> {
   const file = path.join(work, `blob-${parseDigest(d.digest).hex}`);
   for (let attempt = 1; ; attempt++) {
     try {
@@ -147,7 +153,7 @@ async function copyBlob(store: Store, source: ImportSource, d: Descriptor, work:
   await store.adoptBlob(file, d.digest);
 }
 
-async function copyVerified(source: ImportSource, d: Descriptor, file: string, progress?: ProgressSink): Promise<void> {
+async function copyVerified(source: BlobSource, d: Descriptor, file: string, progress?: ProgressSink): Promise<void> {
   const input = source.openBlob ? await source.openBlob(d) : createReadStream(source.blobPath!(d.digest));
   const { algorithm, hex } = parseDigest(d.digest);
   const hash = createHash(algorithm);

@@ -3,15 +3,14 @@
 // any OCI layout directory or registry can hold it: type=local writes an OCI layout directory,
 // type=registry pushes the same manifest. Importing is lazy: the records are read at the start of
 // a build, and a layer blob is fetched, checked and extracted only when a step hits its record.
-import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { parseRegistryReference } from '../image/reference.js';
 import { buildManifest, digestOf, serializeManifest, toJson } from '../image/manifest.js';
 import { blobPathIn, type ImageSource } from '../image/source.js';
 import { MediaType, type Digest, type ImageConfig, type Index, type LayerRecord, type Manifest, type Platform } from '../image/types.js';
 import type { CacheRecord } from '../store/cache.js';
+import type { BlobSource } from '../store/import.js';
 import { writeOciDir } from './oci-dir.js';
 import { RegistryClient, RegistryError, type RegistryOptions } from './registry/client.js';
 import { openRegistryImage } from './registry/pull.js';
@@ -83,12 +82,10 @@ export async function writeLocalCache(dir: string, image: ImageSource): Promise<
   await writeOciDir(image, dir, [`${CacheRefName}:latest`]);
 }
 
-/** Records found in an exported cache, and where to get their blobs. */
-export interface CacheImport {
+/** Records found in an exported cache, and where to get their blobs (checked by the importer). */
+export interface CacheImport extends BlobSource {
   label: string;
   records: Map<string, LayerRecord | undefined>;
-  /** copies a layer blob of the cache to `dest` (the caller verifies its digest) */
-  fetchBlob(layer: LayerRecord, dest: string): Promise<void>;
 }
 
 /** Parses the records of a cache manifest's config, refusing anything that is not a strata cache. */
@@ -116,7 +113,7 @@ export async function openLocalCache(dir: string): Promise<CacheImport | undefin
   return {
     label,
     records: cacheRecords(manifest, configBytes, label),
-    fetchBlob: (layer, dest) => fs.copyFile(blobPathIn(blobs, layer.digest), dest),
+    blobPath: (digest) => blobPathIn(blobs, digest),
   };
 }
 
@@ -135,11 +132,7 @@ export async function openRegistryCache(refText: string, opts: RegistryOptions, 
   return {
     label,
     records: cacheRecords(image.manifest, image.configBytes, label),
-    fetchBlob: async (layer, dest) => {
-      const descriptor = image.manifest.layers.find((d) => d.digest === layer.digest);
-      if (!descriptor) throw new Error(`${label}: layer ${layer.digest} is not in the cache manifest`);
-      await pipeline(await image.openBlob(descriptor), createWriteStream(dest));
-    },
+    openBlob: (d) => image.openBlob(d),
   };
 }
 

@@ -63,7 +63,7 @@ describe('ADD <url>', () => {
     expect(run.code).toBe(0);
     const [layer] = imageShape(run.archive).layers;
     const file = layer.entries.find((e) => e.name === 'dl/tool.tar.gz') as (typeof layer.entries)[number] & { mtime: number };
-    expect(layer.entries.map((e) => e.name)).toEqual(['dl/', 'dl/tool.tar.gz']);
+    expect(layer.entries.map((e) => e.name)).toEqual(['dl', 'dl/tool.tar.gz']);
     expect(Number(file.mode) & 0o7777).toBe(0o600);
     expect([file.uid, file.gid, file.size]).toEqual([0, 0, archive.length]);
     expect(file.mtime).toBe(Date.parse(LAST_MODIFIED) / 1000);

@@ -10,6 +10,8 @@ export interface Figure {
   /** measured in the same run; ratio = strata / reference.value */
   reference?: { name: string; value: number };
   better: 'higher' | 'lower';
+  /** The goal from the issue: a bound on the ratio or on the value itself, in the `better` direction. */
+  target?: { bound: number; on: 'ratio' | 'value' };
   detail?: string;
 }
 
@@ -46,8 +48,25 @@ function formatValue(value: number, unit: string): string {
   return `${value.toFixed(unit === 's' ? 2 : 1)} ${unit}`;
 }
 
+/** Whether the figure meets its target (undefined: no target, or a ratio target without a reference). */
+export function meetsTarget(figure: Figure): boolean | undefined {
+  if (!figure.target) return undefined;
+  const measured = figure.target.on === 'ratio' ? ratioOf(figure) : figure.strata;
+  if (measured === undefined) return undefined;
+  return figure.better === 'higher' ? measured >= figure.target.bound : measured <= figure.target.bound;
+}
+
+function formatTarget(figure: Figure): string {
+  if (!figure.target) return '';
+  const { bound, on } = figure.target;
+  const sign = figure.better === 'higher' ? '>=' : '<=';
+  const met = meetsTarget(figure);
+  const bar = on === 'ratio' ? `${bound.toFixed(2)}x` : formatValue(bound, figure.unit);
+  return `${sign} ${bar}${met === undefined ? '' : met ? ' ok' : ' MISSED'}`;
+}
+
 export function formatTable(machine: Machine, figures: Figure[], skipped: Skipped[]): string {
-  const rows = [['figure', 'strata', 'reference', 'ratio', 'notes']];
+  const rows = [['figure', 'strata', 'reference', 'ratio', 'target', 'notes']];
   for (const f of figures) {
     const ratio = ratioOf(f);
     rows.push([
@@ -55,6 +74,7 @@ export function formatTable(machine: Machine, figures: Figure[], skipped: Skippe
       formatValue(f.strata, f.unit),
       f.reference ? `${f.reference.name}: ${formatValue(f.reference.value, f.unit)}` : '-',
       ratio === undefined ? '-' : `${ratio.toFixed(2)}x (${f.better} is better)`,
+      formatTarget(f),
       f.detail ?? '',
     ]);
   }
@@ -76,32 +96,41 @@ export async function writeResults(dir: string, machine: Machine, figures: Figur
   return [json, svg];
 }
 
-/** Horizontal bars, one per figure that has a reference, with a line at 1.0 (parity). */
+/** Horizontal bars, one per figure that has a reference, with a line at 1.0 (parity) and a tick at
+ * the figure's target ratio; a bar is green when the target is met, red when missed, blue without one. */
 function ratioChart(machine: Machine, figures: Figure[]): string {
   const bars = figures.flatMap((f) => {
     const ratio = ratioOf(f);
-    return ratio === undefined ? [] : [{ label: `${f.name} vs ${f.reference?.name}`, ratio, better: f.better }];
+    if (ratio === undefined) return [];
+    const target = f.target?.on === 'ratio' ? f.target.bound : undefined;
+    return [{ label: `${f.name} vs ${f.reference?.name}`, ratio, better: f.better, target, met: meetsTarget(f) }];
   });
-  const labelWidth = 430;
+  const labelWidth = 470;
   const barArea = 300;
   const rowHeight = 26;
   const top = 40;
-  const width = labelWidth + barArea + 170;
+  const width = labelWidth + barArea + 190;
   const height = top + bars.length * rowHeight + 30;
-  const scale = barArea / Math.max(1.5, ...bars.map((b) => b.ratio));
+  const scale = barArea / Math.max(1.5, ...bars.map((b) => Math.max(b.ratio, b.target ?? 0)));
   const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const colour = (met: boolean | undefined) => (met === undefined ? '#4a78a8' : met ? '#3a8a4a' : '#b8433a');
   const rows = bars.map((b, i) => {
     const y = top + i * rowHeight;
-    return [
+    const parts = [
       `<text x="${labelWidth - 8}" y="${y + 16}" text-anchor="end">${escape(b.label)}</text>`,
-      `<rect x="${labelWidth}" y="${y + 4}" width="${(b.ratio * scale).toFixed(1)}" height="${rowHeight - 8}" fill="#4a78a8"/>`,
-      `<text x="${(labelWidth + b.ratio * scale + 6).toFixed(1)}" y="${y + 16}">${b.ratio.toFixed(2)}x (${b.better} is better)</text>`,
-    ].join('\n  ');
+      `<rect x="${labelWidth}" y="${y + 4}" width="${(b.ratio * scale).toFixed(1)}" height="${rowHeight - 8}" fill="${colour(b.met)}"/>`,
+      `<text x="${(labelWidth + b.ratio * scale + 6).toFixed(1)}" y="${y + 16}">${b.ratio.toFixed(2)}x (${b.better} is better${b.target === undefined ? '' : `, target ${b.better === 'higher' ? '>=' : '<='} ${b.target}x`})</text>`,
+    ];
+    if (b.target !== undefined) {
+      const x = (labelWidth + b.target * scale).toFixed(1);
+      parts.push(`<line x1="${x}" y1="${y + 1}" x2="${x}" y2="${y + rowHeight - 1}" stroke="black" stroke-width="2"/>`);
+    }
+    return parts.join('\n  ');
   });
   const parityX = (labelWidth + scale).toFixed(1);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
   <rect width="100%" height="100%" fill="white"/>
-  <text x="10" y="22" font-size="15" font-weight="bold">strata / reference, ${escape(machine.date.slice(0, 10))}, ${machine.cores} cores, node ${escape(machine.node)}</text>
+  <text x="10" y="22" font-size="15" font-weight="bold">strata / reference, ${escape(machine.date.slice(0, 10))}, ${machine.cores} cores, node ${escape(machine.node)} (black tick: target)</text>
   ${rows.join('\n  ')}
   <line x1="${parityX}" y1="${top}" x2="${parityX}" y2="${height - 24}" stroke="#444" stroke-dasharray="4 3"/>
   <text x="${parityX}" y="${height - 10}" text-anchor="middle">1.0</text>

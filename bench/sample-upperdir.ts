@@ -1,5 +1,5 @@
-// A 200 MB upperdir shaped like a real layer: a few large incompressible files (binaries, archives)
-// and many small compressible text files (sources, configs, docs).
+// Upperdirs for the commit figures, shaped like real layers: large incompressible files (binaries,
+// archives) and compressible text (sources, configs, docs); the 200 MB one also has many small files.
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -36,6 +36,31 @@ export async function makeSampleUpperdir(dir: string): Promise<SampleUpperdir> {
   }
   const textFiles = TEXT_DIRS * TEXT_FILES_PER_DIR;
   return { bytes: RANDOM_FILES * RANDOM_FILE_BYTES + textFiles * TEXT_FILE_BYTES, files: RANDOM_FILES + textFiles };
+}
+
+/** `bytes` (rounded to whole 50 MB files) in the same proportions as the sample: half random, half
+ * text, written file by file so that making it needs no more memory than one file. */
+export async function makeLargeUpperdir(dir: string, bytes: number): Promise<SampleUpperdir> {
+  const FILE_BYTES = 50 * MB;
+  const random = seededRandom(0x2bd1a7e);
+  const corpus = textCorpus(random);
+  await mkdir(path.join(dir, 'data'), { recursive: true });
+  const files = Math.max(2, Math.round(bytes / FILE_BYTES));
+  for (let i = 0; i < files; i++) {
+    let content: Buffer;
+    if (i % 2 === 0) {
+      content = randomBytes(FILE_BYTES);
+    } else {
+      const parts: Buffer[] = [];
+      for (let size = 0; size < FILE_BYTES; size += TEXT_FILE_BYTES) {
+        const start = Math.floor(random() * (corpus.length - TEXT_FILE_BYTES));
+        parts.push(corpus.subarray(start, start + TEXT_FILE_BYTES));
+      }
+      content = Buffer.concat(parts).subarray(0, FILE_BYTES);
+    }
+    await writeFile(path.join(dir, 'data', `part-${String(i).padStart(3, '0')}`), content);
+  }
+  return { bytes: files * FILE_BYTES, files };
 }
 
 /** Indented lines of words from a fixed vocabulary: compresses about as well as source code (~3x). */

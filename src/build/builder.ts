@@ -187,9 +187,22 @@ async function imageLayers(opts: BuildOptions, ref: string, where: { file: strin
   return { config: image.config, layers: layerRecords(image.manifest, image.config) };
 }
 
-function lowerDirs(store: Store, layers: LayerRecord[]): string[] {
-  return layers.map((l) => path.join(store.layerDir(l.diffId), 'diff')).reverse();
+/**
+ * The layers as an overlay stack, top first. A diff can repeat in a chain (`echo x > f`, `rm f`,
+ * `echo x > f` gives equal diff_ids, stored once), and overlayfs refuses a directory listed twice;
+ * a lower copy of a layer that also sits higher adds nothing (its every entry, whiteouts included,
+ * is already seen above), so only the topmost is kept.
+ */
+function overlayStack(layers: LayerRecord[]): LayerRecord[] {
+  const seen = new Set<string>();
+  return [...layers].reverse().filter((l) => !seen.has(l.diffId) && seen.add(l.diffId));
 }
+
+function lowerDirs(store: Store, layers: LayerRecord[]): string[] {
+  return overlayStack(layers).map((l) => path.join(store.layerDir(l.diffId), 'diff'));
+}
+
+const lowerLinks = (store: Store, layers: LayerRecord[]): string[] => overlayStack(layers).map((l) => store.shortLink(l.diffId));
 
 async function runPlannedStep(run: BuildRun, stage: PlannedStage, step: PlannedStep, state: StageState, number: number): Promise<StageState> {
   const { opts } = run;
@@ -332,7 +345,7 @@ function mountSourceLayers(run: BuildRun, stage: PlannedStage, step: PlannedStep
   const { store } = run.opts;
   return async (from) => {
     const layers = await sourceLayers(run.opts, from, stage, run.built, step);
-    return { dirs: lowerDirs(store, layers), links: layers.map((l) => store.shortLink(l.diffId)).reverse(), diffIds: layers.map((l) => l.diffId) };
+    return { dirs: lowerDirs(store, layers), links: lowerLinks(store, layers), diffIds: layers.map((l) => l.diffId) };
   };
 }
 
@@ -350,7 +363,7 @@ async function executeFsStep(
       upper = await runStep({
         storeRoot: store.root,
         stepDir,
-        lowerLinks: state.layers.map((l) => store.shortLink(l.diffId)).reverse(),
+        lowerLinks: lowerLinks(store, state.layers),
         image: new LayeredTree(lowers),
         argv: resolved.argv,
         config: state.config,

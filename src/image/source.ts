@@ -1,6 +1,9 @@
 // What transports read an image from: parsed manifest and config plus a file for every blob.
 
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { matchesDigest, parseDigest } from './manifest.js';
 import { MediaType, type Digest, type ImageConfig, type Manifest } from './types.js';
@@ -33,11 +36,19 @@ export async function readVerifiedBlob(path: string, digest: Digest, size?: numb
   return buf;
 }
 
-/** The file holding a blob, checked to have the size its descriptor promises before anything is written from it. */
+/**
+ * The file holding a blob, checked to have the size and the digest its descriptor promises before
+ * anything is written from it: a blob damaged on disk is never exported (sha256 reads at over
+ * 1 GB/s, a small price next to writing the archive).
+ */
 export async function sizedBlobFile(img: ImageSource, blob: { digest: Digest; size: number }): Promise<string> {
   const path = img.blobPath(blob.digest);
   const { size } = await stat(path);
   if (size !== blob.size) throw new Error(`blob ${blob.digest} (${path}) is ${size} bytes, its descriptor says ${blob.size}`);
+  const { algorithm, hex } = parseDigest(blob.digest);
+  const hash = createHash(algorithm);
+  await pipeline(createReadStream(path), hash);
+  if (hash.digest('hex') !== hex) throw new Error(`blob ${blob.digest} (${path}) does not match its digest: the file is damaged (strata fsck --repair)`);
   return path;
 }
 

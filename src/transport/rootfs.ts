@@ -12,7 +12,7 @@ import type { Readable, Writable } from 'node:stream';
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { ImageSource } from '../image/source.js';
+import { sizedBlobFile, type ImageSource } from '../image/source.js';
 import { decompressedStream } from '../layer/compression.js';
 import { readUpperdir } from '../layer/diff.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from '../layer/entry.js';
@@ -41,7 +41,7 @@ export async function writeRootfsDir(image: ImageSource, dest: string): Promise<
   await mkdir(dest, { recursive: true });
   const directoryTimes = new Map<string, number>();
   for (const layer of image.manifest.layers) {
-    const blob = image.blobPath(layer.digest);
+    const blob = await sizedBlobFile(image, layer);
     const markers = await collectMarkers(await layerTar(blob));
     for (const dir of markers.opaque) await emptyDirectory(dest, dir);
     for (const hidden of markers.deleted) await removeInside(dest, hidden);

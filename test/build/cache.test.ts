@@ -315,3 +315,23 @@ describe('reproducible digests and strata diff', () => {
     expect(json.layers.map((l) => [l.index, l.entries.map((e) => e.path)])).toEqual([[1, ['app/sub/b']], [2, ['joined']]]);
   });
 });
+
+describe('a damaged blob is never exported', () => {
+  it('export refuses a layer blob that no longer matches its digest, and names the repair', async () => {
+    const root = temp('root');
+    const ctx = makeContext('FROM scratch\nADD busybox-rootfs.tar /\nRUN echo x > /x\n');
+    dirs.push(ctx);
+    const built = await strata(['build', '--root', root, '-q', '-t', 'damaged', ctx]);
+    expect(built.code, built.stderr).toBe(0);
+    const inspect = JSON.parse((await strata(['inspect', '--root', root, 'damaged'])).stdout) as { manifest: { layers: { digest: string }[] } };
+    const blob = path.join(root, 'blobs', 'sha256', inspect.manifest.layers[1].digest.slice(7));
+    const bytes = fs.readFileSync(blob);
+    bytes[bytes.length - 3] ^= 0x55;
+    fs.writeFileSync(blob, bytes);
+    const out = path.join(temp('out'), 'img.tar');
+    const exported = await strata(['build', '--root', root, '-q', '-o', `type=oci,dest=${out}`, ctx]);
+    expect(exported.code).not.toBe(0);
+    expect(exported.stderr).toMatch(/does not match its digest.*fsck --repair/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+});

@@ -4,14 +4,15 @@ import type { ImageSource } from '../../image/source.js';
 import { compareImages, formatDifference } from '../../layer/compare.js';
 import { Store } from '../../store/store.js';
 import { openImageArchive, type OpenedArchive } from '../../transport/read-archive.js';
-import { rootOption } from '../common.js';
+import { requirePositional, rootOption } from '../common.js';
 
 export const diffCommand = (y: Argv): Argv => y.command(
-  'diff <a> <b>',
+  'diff [a] [b]',
   'show where two images differ: config fields, and per layer the entries added, removed or changed',
   (c) => c
-    .positional('a', { type: 'string', demandOption: true, describe: 'NAME or digest in the store, or an OCI / docker archive' })
-    .positional('b', { type: 'string', demandOption: true })
+    .positional('a', { type: 'string', describe: 'NAME or digest in the store, or an OCI / docker archive (required)' })
+    .positional('b', { type: 'string', describe: 'the image to compare with (required)' })
+    .check(requirePositional('a', 'b'))
     .option('json', { type: 'boolean' })
     .option('root', rootOption),
   async (argv) => {
@@ -25,8 +26,9 @@ export const diffCommand = (y: Argv): Argv => y.command(
       return image;
     };
     try {
-      const difference = await compareImages(await open(argv.a), await open(argv.b));
-      process.stdout.write(argv.json ? `${JSON.stringify(difference, null, 2)}\n` : `${formatDifference(difference, [argv.a, argv.b])}\n`);
+      const [a, b] = [argv.a!, argv.b!];
+      const difference = await compareImages(await open(a), await open(b));
+      process.stdout.write(argv.json ? `${JSON.stringify(difference, null, 2)}\n` : `${formatDifference(difference, [a, b])}\n`);
       // like diff(1): 1 when the images differ
       if (!difference.identical) process.exitCode = 1;
     } finally {

@@ -337,7 +337,7 @@ async function cacheKey(run: BuildRun, stage: PlannedStage, step: PlannedStep, s
 
 /** The context as COPY/ADD read it: opened once per build with its ignore rules. */
 async function buildContext(opts: BuildOptions): Promise<BuildContext> {
-  return (opts.context ??= await openContext(opts.contextDir, path.join(opts.contextDir, 'Dockerfile')));
+  return (opts.context ??= await openContext(opts.contextDir, path.resolve(opts.plan.file)));
 }
 
 /** RUN --mount from=: the layers of a stage or image, as a mount reads them. */

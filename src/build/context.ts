@@ -381,10 +381,12 @@ const SMALL_FILE = 64 << 10;
 const KEPT_BYTES = 64 << 20;
 const KEPT_ENTRIES = 250_000;
 
-const readKey = (sources: string[], excludes: string[] = []): string => JSON.stringify([sources, excludes]);
+
 
 /** Path sources (URLs are downloaded by ADD, never read from a tree). */
 const pathSources = (sources: string[]): string[] => sources.filter((s) => !/^https?:\/\//i.test(s));
+
+const readKey = (sources: string[], excludes: string[] = []): string => JSON.stringify([pathSources(sources), excludes]);
 
 function listSources(tree: SourceTree, sources: string[], label: string, exclude?: PatternSet): ListedSource[] {
   const listed: ListedSource[] = [];

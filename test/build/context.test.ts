@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ContextError, PatternSet, hashSources, openContext, walkTree } from '../../src/build/context.js';
+import { ContextError, PatternSet, hashSources, openContext, readSources, walkTree } from '../../src/build/context.js';
 import { tempDir } from '../helpers.js';
 
 const dirs: string[] = [];
@@ -186,6 +186,18 @@ describe('hashSources', () => {
     const excluded = await hashSources(ctx, ['app', '*.txt'], { excludes: ['more.txt'] });
     expect(excluded).toBe(before);
     await expect(hashSources(ctx, ['app/sub/b.txt'])).rejects.toThrow('app/sub/b.txt: not found in the build context');
+  });
+
+  it('hands what it read to the COPY that follows (once), so the copy reads the same listing and bytes', async () => {
+    const dir = tree(files);
+    const ctx = await openContext(dir, path.join(dir, 'Dockerfile'));
+    await hashSources(ctx, ['app', 'https://example.invalid/x'], { excludes: ['*.sh'] });
+    const first = readSources(ctx, ['app'], 'build context', ['*.sh']);
+    expect(first.listed[0].entries.map((e) => e.rel)).toEqual(['a.txt', 'l', 'sub', 'sub/b.txt']);
+    expect([...first.contents.values()].map(String).sort()).toEqual(['alpha', 'beta']);
+    const again = readSources(ctx, ['app'], 'build context', ['*.sh']);
+    expect(again.listed[0].entries.map((e) => e.rel)).toEqual(['a.txt', 'l', 'sub', 'sub/b.txt']);
+    expect(again.contents.size).toBe(0);
   });
 
   it('reads large files streamed and small ones directly, with the same result', async () => {

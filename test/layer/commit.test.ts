@@ -100,7 +100,8 @@ describe('commitLayer', () => {
     const mb = (n: number) => n / (1 << 20);
     console.log(`commitLayer 200 MiB: ${seconds.toFixed(2)} s, ${(mb(result.tarSize) / seconds).toFixed(1)} MiB/s, ` +
       `gz ${mb(result.size).toFixed(1)} MiB, RSS baseline ${mb(baseline).toFixed(0)} MiB, peak +${mb(peak - baseline).toFixed(0)} MiB`);
-    expect(peak - baseline).toBeLessThan(100 * (1 << 20));
+    // Two compression threads (~10 MiB each) and buffers V8 frees lazily; the 200 MiB layer is never held.
+    expect(peak - baseline).toBeLessThan(150 * (1 << 20));
     expect(result.size).toBe(statSync(out).size);
 
     const tarHash = createHash('sha256');

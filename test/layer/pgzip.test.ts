@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { BLOCK_SIZE, closeGzipPools, crc32Combine, defaultThreads, parallelGzip, type ParallelGzipOptions } from '../../src/layer/pgzip.js';
+import { BLOCK_SIZE, closeGzipPools, crc32Combine, defaultEngine, defaultThreads, parallelGzip, type ParallelGzipOptions } from '../../src/layer/pgzip.js';
 import { repoRoot } from '../helpers.js';
 
 let tmp: string;
@@ -128,6 +128,21 @@ describe('parallelGzip', () => {
     expect(child.stderr).toBe('');
     expect(child.stdout.trim()).toBe('true');
     expect(child.status).toBe(0);
+  });
+
+  it('reads STRATA_GZIP and refuses an unknown engine', () => {
+    const saved = process.env.STRATA_GZIP;
+    try {
+      process.env.STRATA_GZIP = 'pako';
+      expect(defaultEngine()).toBe('pako');
+      delete process.env.STRATA_GZIP;
+      expect(defaultEngine()).toBe('zlib');
+      process.env.STRATA_GZIP = 'zstd';
+      expect(() => defaultEngine()).toThrow("STRATA_GZIP must be 'zlib' or 'pako', not 'zstd'");
+    } finally {
+      if (saved === undefined) delete process.env.STRATA_GZIP;
+      else process.env.STRATA_GZIP = saved;
+    }
   });
 
   it('reads STRATA_GZIP_THREADS and refuses a bad value', () => {

@@ -103,23 +103,27 @@ function ratioChart(machine: Machine, figures: Figure[]): string {
     const ratio = ratioOf(f);
     if (ratio === undefined) return [];
     const target = f.target?.on === 'ratio' ? f.target.bound : undefined;
-    return [{ label: `${f.name} vs ${f.reference?.name}`, ratio, better: f.better, target, met: meetsTarget(f) }];
+    const goal = f.target ? `, target ${f.better === 'higher' ? '>=' : '<='} ${f.target.on === 'ratio' ? `${f.target.bound}x` : formatValue(f.target.bound, f.unit)}` : '';
+    return [{ label: `${f.name} vs ${f.reference?.name}`, ratio, better: f.better, target, goal, met: meetsTarget(f) }];
   });
   const labelWidth = 470;
   const barArea = 300;
   const rowHeight = 26;
   const top = 40;
-  const width = labelWidth + barArea + 190;
+  const width = labelWidth + barArea + 300;
   const height = top + bars.length * rowHeight + 30;
-  const scale = barArea / Math.max(1.5, ...bars.map((b) => Math.max(b.ratio, b.target ?? 0)));
+  // Bars longer than CAP are cut there (and say so), so that one far-off figure does not flatten the rest.
+  const CAP = 3;
+  const scale = barArea / Math.min(CAP, Math.max(1.5, ...bars.map((b) => Math.max(b.ratio, b.target ?? 0))));
   const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
   const colour = (met: boolean | undefined) => (met === undefined ? '#4a78a8' : met ? '#3a8a4a' : '#b8433a');
   const rows = bars.map((b, i) => {
     const y = top + i * rowHeight;
+    const length = Math.min(b.ratio, CAP) * scale;
     const parts = [
       `<text x="${labelWidth - 8}" y="${y + 16}" text-anchor="end">${escape(b.label)}</text>`,
-      `<rect x="${labelWidth}" y="${y + 4}" width="${(b.ratio * scale).toFixed(1)}" height="${rowHeight - 8}" fill="${colour(b.met)}"/>`,
-      `<text x="${(labelWidth + b.ratio * scale + 6).toFixed(1)}" y="${y + 16}">${b.ratio.toFixed(2)}x (${b.better} is better${b.target === undefined ? '' : `, target ${b.better === 'higher' ? '>=' : '<='} ${b.target}x`})</text>`,
+      `<rect x="${labelWidth}" y="${y + 4}" width="${length.toFixed(1)}" height="${rowHeight - 8}" fill="${colour(b.met)}"/>`,
+      `<text x="${(labelWidth + length + 6).toFixed(1)}" y="${y + 16}">${b.ratio.toFixed(2)}x${b.ratio > CAP ? ' (bar cut)' : ''} (${b.better} is better${escape(b.goal)})</text>`,
     ];
     if (b.target !== undefined) {
       const x = (labelWidth + b.target * scale).toFixed(1);

@@ -1,8 +1,9 @@
 // Parallel gzip whose bytes do not depend on the number of threads (the scheme pigz uses): the input
 // is cut into fixed-size blocks, each deflated on its own in a worker thread with the 32 KiB before it
 // as the dictionary, every block but the last ended on a byte boundary by a sync flush, and the pieces
-// joined into one gzip member whose CRC-32 is combined from the blocks' CRCs. A block's output is a
-// function of the input bytes alone, so a layer's digest is the same on 1 core or 64.
+// joined into one gzip member whose CRC-32 is combined from the blocks' CRCs. A block that looks like
+// random data is stored instead of deflated (deflate-block.ts). A block's output is a function of the
+// input bytes alone, so a layer's digest is the same on 1 core or 64.
 
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -18,9 +19,10 @@ import type { BlockJob, BlockReply } from './pgzip-worker.js';
  * Changing it changes every layer digest.
  */
 export const BLOCK_SIZE = 512 * 1024;
-/** Blocks handed to the pool and not yet written out, per thread: one being deflated, one queued
- * so the thread never waits for the main thread, one finished and waiting for its turn. */
-const IN_FLIGHT_PER_THREAD = 3;
+/** Blocks handed to the pool and not yet passed on, per thread: one being deflated and one queued, so
+ * a thread never waits for the main thread. A third measured no faster, and memory is tight: each
+ * block's output arrives as a buffer of its own that V8 frees only in bulk (tens of MB at a time). */
+const IN_FLIGHT_PER_THREAD = 2;
 
 export interface ParallelGzipOptions {
   /** zlib level; 6 (zlib's default, Docker's) unless given. */

@@ -1,11 +1,13 @@
 // What several commands share: the store option, repeatable flags, and error reporting.
 import fs from 'node:fs';
+import path from 'node:path';
 import { RunError } from '../build/run.js';
 import { UsageError } from '../build/session.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import { explainEnvironmentError } from '../store/errors.js';
 import { TERMINAL_ESCAPES } from '../progress/render.js';
 import { Store } from '../store/store.js';
+import { packageRoot } from '../native/index.js';
 
 export const rootOption = { type: 'string', describe: 'local store (env STRATA_ROOT; default /var/lib/strata as root)', default: Store.defaultRoot() } as const;
 
@@ -46,7 +48,7 @@ export const requirePositional = (...names: string[]) => (argv: Record<string, u
 
 /** strata's version, from its package.json. */
 export function packageVersion(): string {
-  const file = new URL('../../../package.json', import.meta.url); // from dist/src/cli/
+  const file = path.join(packageRoot, 'package.json');
   return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
 }
 

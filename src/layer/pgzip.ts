@@ -5,9 +5,10 @@
 // random data is stored instead of deflated (deflate-block.ts). A block's output is a function of the
 // input bytes alone, so a layer's digest is the same on 1 core or 64.
 
-import { existsSync } from 'node:fs';
+import path from 'node:path';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { packageRoot } from '../native/index.js';
 import { DICTIONARY_SIZE, deflateBlock, type DeflateEngine } from './deflate-block.js';
 import type { BlockJob, BlockReply } from './pgzip-worker.js';
 
@@ -270,10 +271,8 @@ class DeflatePool {
   }
 }
 
-/** The compiled worker module. Under vitest this file runs as TypeScript from src/layer, and worker
- * threads only run JavaScript, so it then uses tsc's output of the same module in dist/. */
-function workerFile(): URL {
-  const beside = new URL('./pgzip-worker.js', import.meta.url);
-  if (existsSync(beside)) return beside;
-  return new URL('../../dist/src/layer/pgzip-worker.js', import.meta.url);
+/** The compiled worker module, tsc's output in dist/: worker threads run JavaScript only, and this
+ * module itself may run as TypeScript (vitest) or inside the CLI bundle (dist/strata.mjs). */
+function workerFile(): string {
+  return path.join(packageRoot, 'dist', 'src', 'layer', 'pgzip-worker.js');
 }

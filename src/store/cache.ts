@@ -28,7 +28,7 @@ export class StepCache {
   /** The record of a key whose layer is complete in the store, or undefined; a hit counts as a use. */
   async get(key: string): Promise<CacheRecord | undefined> {
     const record = await this.peek(key);
-    if (record) await this.put(key, record.layer); // refreshes lastUsed for prune
+    if (record) await this.write({ ...record, lastUsed: new Date().toISOString() }, false); // for prune's LRU: a hint, not worth an fsync
     return record;
   }
 
@@ -48,9 +48,12 @@ export class StepCache {
   }
 
   async put(key: string, layer: LayerRecord | undefined): Promise<void> {
-    await fs.mkdir(path.dirname(this.file(key)), { recursive: true });
-    const record: CacheRecord = { key, lastUsed: new Date().toISOString(), ...(layer && { layer }) };
-    await writeAtomic(this.file(key), Buffer.from(`${JSON.stringify(record)}\n`));
+    await this.write({ key, lastUsed: new Date().toISOString(), ...(layer && { layer }) }, true);
+  }
+
+  private async write(record: CacheRecord, sync: boolean): Promise<void> {
+    await fs.mkdir(path.dirname(this.file(record.key)), { recursive: true });
+    await writeAtomic(this.file(record.key), Buffer.from(`${JSON.stringify(record)}\n`), { sync });
   }
 
   /** Every record, for export and prune. */

@@ -126,7 +126,10 @@ export class Store {
   async putBlob(data: Buffer): Promise<Digest> {
     const digest = digestOf(data);
     await this.hold({ blobs: [digest] });
-    await writeAtomic(this.blobPath(digest), data);
+    // A stored copy that still matches is kept: no write, no fsync (a cached rebuild stores the same
+    // config and manifest again); one that went bad is replaced.
+    const current = await fs.readFile(this.blobPath(digest)).catch(() => undefined);
+    if (!current || digestOf(current) !== digest) await writeAtomic(this.blobPath(digest), data);
     return digest;
   }
 
@@ -281,7 +284,9 @@ export class Store {
   }
 
   async tag(name: string, manifestDigest: Digest): Promise<void> {
-    await writeAtomic(this.tagPath(name), Buffer.from(`${manifestDigest}\n`));
+    const line = `${manifestDigest}\n`;
+    if ((await fs.readFile(this.tagPath(name), 'utf8').catch(() => undefined)) === line) return;
+    await writeAtomic(this.tagPath(name), Buffer.from(line));
   }
 
   async resolve(nameOrDigest: string): Promise<Digest | undefined> {
@@ -352,12 +357,13 @@ async function fsyncPath(file: string): Promise<void> {
  * The temp file (`<target>.tmp-<pid>-<random>`) of a process killed before the rename is removed by
  * the next Store.open.
  */
-export async function writeAtomic(target: string, data: Buffer): Promise<void> {
+export async function writeAtomic(target: string, data: Buffer, opts: { sync?: boolean } = {}): Promise<void> {
   const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const handle = await fs.open(tmp, 'w');
   try {
     await handle.writeFile(data);
-    await handle.sync();
+    // sync: false for hints whose loss in a crash costs nothing (the rename still keeps them whole)
+    if (opts.sync !== false) await handle.sync();
   } catch (err) {
     await handle.close();
     await fs.rm(tmp, { force: true });

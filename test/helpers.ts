@@ -71,3 +71,37 @@ export function overlayMountsUnder(dir: string): string[] {
 export function tool(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
 }
+
+/** A store, an output dir and build contexts for one test file, removed after its tests
+ * (call `cleanup` from afterAll). */
+export function testScope(label: string): {
+  root: string;
+  out: string;
+  context: (dockerfile: string, files?: Record<string, string>) => string;
+  /** removes `dir` with the rest */
+  track: (dir: string) => string;
+  cleanup: () => void;
+} {
+  const dirs = [tempDir(`${label}-store`), tempDir(`${label}-out`)];
+  return {
+    root: dirs[0],
+    out: dirs[1],
+    track(dir) {
+      dirs.push(dir);
+      return dir;
+    },
+    context(dockerfile, files = {}) {
+      const dir = makeContext(dockerfile, files);
+      dirs.push(dir);
+      return dir;
+    },
+    cleanup() {
+      for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function expectOk(run: Run): void {
+  if (run.code !== 0) throw new Error(`strata exited ${run.code}:\n${run.stdout}\n${run.stderr}`);
+}
+

@@ -4,25 +4,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imageShape, makeContext, strata, tempDir, type Run } from '../helpers.js';
+import { expectOk, imageShape, strata, tempDir, testScope, type Run } from '../helpers.js';
 
-const root = tempDir('cli-store');
-const out = tempDir('cli-out');
-const cleanup: string[] = [root, out];
-afterAll(() => {
-  for (const dir of cleanup) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-/** A context that is removed after the file's tests. */
-function context(dockerfile: string, files: Record<string, string> = {}): string {
-  const dir = makeContext(dockerfile, files);
-  cleanup.push(dir);
-  return dir;
-}
-
-function expectOk(run: Run): void {
-  if (run.code !== 0) throw new Error(`strata exited ${run.code}:\n${run.stdout}\n${run.stderr}`);
-}
+const { root, out, context, track, cleanup } = testScope('cli');
+afterAll(cleanup);
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const sha256 = (data: Buffer): string => `sha256:${crypto.createHash('sha256').update(data).digest('hex')}`;
@@ -137,7 +122,7 @@ describe('strata plan', () => {
 
   it('-f and --build-arg: a Dockerfile elsewhere, its FROM expanded from a global ARG', async () => {
     const elsewhere = tempDir('cli-df');
-    cleanup.push(elsewhere);
+    track(elsewhere);
     const df = path.join(elsewhere, 'other.Dockerfile');
     fs.writeFileSync(df, 'ARG V=1\nFROM alpine:$V\nRUN echo $V\nUSER nobody\n');
     const run = await strata(['plan', '--json', '-f', df, '--build-arg', 'V=3.19', '.'], { cwd: ctx });
@@ -340,7 +325,7 @@ describe('build flags', () => {
   it('-f: a Dockerfile outside the context (the context\'s own Dockerfile is ignored)', async () => {
     const ctx = context('FROM scratch\nRUN exit 9\n', { 'payload.txt': 'from the context\n' });
     const elsewhere = tempDir('cli-f');
-    cleanup.push(elsewhere);
+    track(elsewhere);
     const df = path.join(elsewhere, 'Build.dockerfile');
     fs.writeFileSync(df, 'FROM scratch\nCOPY payload.txt /payload.txt\nLABEL via=dash-f\n');
     const archive = path.join(out, 'dash-f.tar');
@@ -389,7 +374,7 @@ describe('build flags', () => {
 
   it('STRATA_ROOT is the store when --root is absent', async () => {
     const envRoot = tempDir('cli-envroot');
-    cleanup.push(envRoot);
+    track(envRoot);
     const run = await strata(['build', '-q', '-t', 'env/root:1', context('FROM scratch\nADD busybox-rootfs.tar /\n')], { env: { STRATA_ROOT: envRoot } });
     expectOk(run);
     expect(fs.readFileSync(path.join(envRoot, 'tags', encodeURIComponent('env/root:1')), 'utf8').trim()).toBe(run.stdout.trim());
@@ -409,7 +394,7 @@ describe('errors: non-zero exit, a clear message, no stack trace, no tag written
   };
   const failing = async (args: string[], opts: { cwd?: string } = {}): Promise<{ run: Run; store: string }> => {
     const store = tempDir('cli-err');
-    cleanup.push(store);
+    track(store);
     const run = await strata(['build', '--root', store, '-t', 'err/x:1', ...args], opts);
     expect(run.code).not.toBe(0);
     expect(run.stdout).toBe('');
@@ -436,7 +421,7 @@ describe('errors: non-zero exit, a clear message, no stack trace, no tag written
 
   it('missing Dockerfile: one line naming it', async () => {
     const empty = tempDir('cli-empty');
-    cleanup.push(empty);
+    track(empty);
     const { run } = await failing([empty]);
     expect(run.code).toBe(1);
     expect(run.stderr).toBe(`ERROR: cannot read Dockerfile ${path.join(empty, 'Dockerfile')}: ENOENT\n`);

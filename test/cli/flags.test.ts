@@ -4,24 +4,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imageShape, makeContext, strata, tempDir, type Run } from '../helpers.js';
+import { expectOk, strata, testScope } from '../helpers.js';
 
-const root = tempDir('flags-store');
-const out = tempDir('flags-out');
-const cleanup: string[] = [root, out];
-afterAll(() => {
-  for (const dir of cleanup) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function context(dockerfile: string, files: Record<string, string> = {}): string {
-  const dir = makeContext(dockerfile, files);
-  cleanup.push(dir);
-  return dir;
-}
-
-function expectOk(run: Run): void {
-  if (run.code !== 0) throw new Error(`strata exited ${run.code}:\n${run.stdout}\n${run.stderr}`);
-}
+const { root, out, context, cleanup } = testScope('flags');
+afterAll(cleanup);
 
 const lastLine = (s: string): string => s.trim().split('\n').pop() ?? '';
 const inspect = async (name: string): Promise<{ digest: string; manifest: { config: { digest: string }; layers: { digest: string; size: number; mediaType: string }[] }; config: { config: { Labels?: Record<string, string> }; rootfs: { diff_ids: string[] } } }> => {

@@ -10,6 +10,7 @@ interface BuildEvent {
   time: string;
   cached?: boolean;
   step?: number;
+  instruction?: string;
 }
 
 export interface TimedBuild {
@@ -63,7 +64,8 @@ export function medianOfLast(events: BuildEvent[], count: number): number {
   return percentile(stepSeconds(events).slice(-count), 50);
 }
 
-/** A 10-instruction Dockerfile over the busybox base: RUN, COPY, WORKDIR, ENV, CMD and LABEL steps. */
+/** A 10-instruction Dockerfile over the busybox base: RUN, COPY, WORKDIR, ENV, CMD and LABEL steps;
+ * step 6 copies app.conf (the file the one-file-change figure edits). */
 export async function makeTenStepContext(dir: string, rootfsTar: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   await copyFile(rootfsTar, path.join(dir, 'busybox-rootfs.tar'));
@@ -72,10 +74,11 @@ export async function makeTenStepContext(dir: string, rootfsTar: string): Promis
     'FROM scratch',
     'ADD busybox-rootfs.tar /',
     'RUN mkdir -p /etc/app && echo one > /etc/app/one',
-    'COPY app.conf /etc/app/',
     'ENV APP_MODE=bench',
     'WORKDIR /srv/app',
-    'RUN echo "$APP_MODE" > mode && ls -l /etc/app > listing',
+    'RUN echo "$APP_MODE" > mode',
+    'COPY app.conf /etc/app/',
+    'RUN ls -l /etc/app > listing',
     `RUN echo 'app:x:1000:1000::/srv/app:/bin/sh' >> /etc/passwd`,
     'LABEL org.example.bench=cached-rebuild',
     'CMD ["cat", "/srv/app/mode"]',

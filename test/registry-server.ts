@@ -22,6 +22,8 @@ export interface RegistryConfig {
   tls?: boolean;
   /** htpasswd users (bcrypt, as distribution requires) */
   users?: Record<string, string>;
+  /** Bearer token auth: the registry trusts tokens signed by the key of `rootCertBundle` */
+  token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
 }
 
 async function freePort(): Promise<number> {
@@ -79,6 +81,10 @@ export async function startRegistry(config: RegistryConfig = {}): Promise<Regist
       fs.appendFileSync(htpasswd, `${line}\n`);
     }
     lines.push('auth:', '  htpasswd:', '    realm: strata-test', `    path: ${htpasswd}`);
+  }
+  if (config.token) {
+    const t = config.token;
+    lines.push('auth:', '  token:', `    realm: ${t.realm}`, `    service: ${t.service}`, `    issuer: ${t.issuer}`, `    rootcertbundle: ${t.rootCertBundle}`);
   }
   const configFile = path.join(dir, 'config.yml');
   fs.writeFileSync(configFile, `${lines.join('\n')}\n`);

@@ -88,6 +88,42 @@ describe('local step cache', () => {
     ]);
   });
 
+  it('a one-file change reruns only from the step that copies it; ignored files and mtimes change nothing', async () => {
+    const root = temp('root');
+    const ctx = makeContext(`FROM scratch
+ADD busybox-rootfs.tar /
+RUN echo 1 > /s1
+COPY a.txt /a.txt
+RUN echo 3 > /s3
+RUN echo 4 > /s4
+COPY b.txt /b.txt
+RUN cat /b.txt > /s6
+COPY dir /dir
+RUN echo 8 > /s8
+`, { 'a.txt': 'a\n', 'b.txt': 'b\n', 'dir/c.txt': 'c\n', 'dir/ignored.log': 'x\n', '.dockerignore': '**/*.log\n' });
+    dirs.push(ctx);
+    await build(root, ctx);
+    // an ignored file's content, and every mtime, are not inputs
+    fs.writeFileSync(path.join(ctx, 'dir/ignored.log'), 'changed\n');
+    for (const f of ['a.txt', 'b.txt', 'dir/c.txt', 'dir']) fs.utimesSync(path.join(ctx, f), new Date(2020, 0, 1), new Date(2020, 0, 1));
+    expect(stepOutcomes(await build(root, ctx)).filter((s) => s.endsWith('RAN'))).toEqual([]);
+    fs.writeFileSync(path.join(ctx, 'b.txt'), 'B\n');
+    expect(stepOutcomes(await build(root, ctx))).toEqual([
+      'ADD busybox-rootfs.tar / -> CACHED',
+      'RUN echo 1 > /s1 -> CACHED',
+      'COPY a.txt /a.txt -> CACHED',
+      'RUN echo 3 > /s3 -> CACHED',
+      'RUN echo 4 > /s4 -> CACHED',
+      'COPY b.txt /b.txt -> RAN',
+      'RUN cat /b.txt > /s6 -> RAN',
+      'COPY dir /dir -> RAN',
+      'RUN echo 8 > /s8 -> RAN',
+    ]);
+    // a mode change of a copied file is an input too
+    fs.chmodSync(path.join(ctx, 'dir/c.txt'), 0o600);
+    expect(stepOutcomes(await build(root, ctx)).filter((s) => s.endsWith('RAN'))).toEqual(['COPY dir /dir -> RAN', 'RUN echo 8 > /s8 -> RAN']);
+  });
+
   it('ENV and build args the step sees are part of the key', async () => {
     const root = temp('root');
     const ctx = makeContext('FROM scratch\nADD busybox-rootfs.tar /\nARG V=1\nRUN echo $V > /v\n');

@@ -406,7 +406,15 @@ async function executeFsStep(
       }
     }
     const blobFile = path.join(stepDir, 'layer.tar.gz');
-    const committed = await commitLayer(readUpperdir(upper, { clampMtime: opts.epoch }), blobFile);
+    let reported = Date.now();
+    const committed = await commitLayer(readUpperdir(upper, { clampMtime: opts.epoch }), blobFile, {
+      // at most one progress event a second: a layer of many GB shows that it moves
+      onTarBytes: (bytes) => {
+        if (Date.now() - reported < 1000) return;
+        reported = Date.now();
+        progress({ type: 'step-commit', step: number, bytes });
+      },
+    });
     if (committed.entries === 0) return undefined;
     const layer: LayerRecord = { digest: committed.digest, diffId: committed.diffId, size: committed.size, mediaType: MediaType.ociLayerGzip };
     await store.adoptBlob(blobFile, layer.digest);

@@ -35,6 +35,8 @@ export interface CommitOptions {
    * the benchmark measured it about three times as fast as pako per block.
    */
   engine?: DeflateEngine;
+  /** called as the tar grows, with the bytes so far (for progress) */
+  onTarBytes?: (bytes: number) => void;
 }
 
 /** Writes the gzip-compressed tar of `entries` to `outFile` (replacing it; removed again on failure). */
@@ -53,7 +55,7 @@ export async function commitLayer(entries: AsyncIterable<LayerEntry>, outFile: s
   try {
     await pipeline(
       writeTar(counted()),
-      measure(tarHash, tarBytes),
+      measure(tarHash, tarBytes, opts.onTarBytes),
       parallelGzip({ level: opts.level, threads: opts.threads, engine: opts.engine }),
       measure(blobHash, blobBytes),
       createWriteStream(outFile),
@@ -71,11 +73,12 @@ export async function commitLayer(entries: AsyncIterable<LayerEntry>, outFile: s
   };
 }
 
-function measure(hash: Hash, bytes: { n: number }) {
+function measure(hash: Hash, bytes: { n: number }, onBytes?: (n: number) => void) {
   return async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     for await (const chunk of source) {
       hash.update(chunk);
       bytes.n += chunk.length;
+      onBytes?.(bytes.n);
       yield chunk;
     }
   };

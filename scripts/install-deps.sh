@@ -19,5 +19,6 @@ if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]
 fi
 # (re)build the native parts and the TypeScript when the checkout changed
 [ -x build/Release/strata-run ] && [ build/Release/strata-run -nt native/strata-run.c ] && [ build/Release/strata_native.node -nt native/fsx.c ] || npm run native
-npx tsc -p tsconfig.json
+# the TypeScript and the CLI bundle that bin/strata.js runs
+npm run --silent build
 [ -f fixtures/busybox-rootfs.tar ] || fixtures/make-busybox-rootfs.sh

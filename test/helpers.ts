@@ -105,3 +105,23 @@ export function expectOk(run: Run): void {
   if (run.code !== 0) throw new Error(`strata exited ${run.code}:\n${run.stdout}\n${run.stderr}`);
 }
 
+/** A member of a hand-made (possibly hostile) tar. */
+export type TarMember = { name: string; type?: 'file' | 'dir' | 'symlink' | 'hardlink'; linkname?: string; data?: string };
+
+/** Writes `members` to a tar with Python's tarfile: an independent writer that keeps hostile names
+ * (`..`, absolute paths, links out) exactly as given. */
+export function writeMemberTar(file: string, members: TarMember[]): void {
+  const script = `
+import tarfile, io, sys, json
+with tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT) as tf:
+    for m in json.loads(sys.argv[2]):
+        t = tarfile.TarInfo(m['name'])
+        t.type = {'file': tarfile.REGTYPE, 'dir': tarfile.DIRTYPE, 'symlink': tarfile.SYMTYPE, 'hardlink': tarfile.LNKTYPE}[m.get('type', 'file')]
+        t.linkname = m.get('linkname', '')
+        data = m.get('data', '').encode()
+        t.size = len(data) if t.type == tarfile.REGTYPE else 0
+        tf.addfile(t, io.BytesIO(data))
+`;
+  execFileSync('python3', ['-c', script, file, JSON.stringify(members)]);
+}
+

@@ -6,22 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeContext, strata, tempDir } from '../helpers.js';
-
-type Member = { name: string; type?: 'file' | 'dir' | 'symlink' | 'hardlink'; linkname?: string; data?: string };
-
-// Writes members to a tar with Python's tarfile (an independent writer that keeps hostile names).
-const WRITE_TAR = `
-import tarfile, io, sys, json
-with tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT) as tf:
-    for m in json.loads(sys.argv[2]):
-        t = tarfile.TarInfo(m['name'])
-        t.type = {'file': tarfile.REGTYPE, 'dir': tarfile.DIRTYPE, 'symlink': tarfile.SYMTYPE, 'hardlink': tarfile.LNKTYPE}[m.get('type', 'file')]
-        t.linkname = m.get('linkname', '')
-        data = m.get('data', '').encode()
-        t.size = len(data) if t.type == tarfile.REGTYPE else 0
-        tf.addfile(t, io.BytesIO(data))
-`;
+import { makeContext, strata, tempDir, writeMemberTar, type TarMember } from '../helpers.js';
 
 // An OCI archive with one uncompressed layer (the given tar) and a config naming its diff_id.
 const WRITE_OCI = `
@@ -74,7 +59,7 @@ function resetCanary(): void {
 }
 
 // Each case: the members of the evil tar, built from the canary's absolute path.
-const cases: [string, (canaryDir: string) => Member[]][] = [
+const cases: [string, (canaryDir: string) => TarMember[]][] = [
   ['../ in a name', () => [{ name: '../../../../../../../../tmp/x', data: 'evil' }]],
   ['a/../../ in a name', () => [{ name: 'a/../../../canary/file', data: 'evil' }]],
   ['absolute name', (c) => [{ name: `${c}/file`, data: 'evil' }]],
@@ -93,7 +78,7 @@ describe('tar-slip through ADD and through strata import', () => {
       resetCanary();
       const before = snapshotCanary();
       const evil = path.join(box, 'evil.tar');
-      execFileSync('python3', ['-c', WRITE_TAR, evil, JSON.stringify(members(canary))]);
+      writeMemberTar(evil, members(canary));
 
       // ADD: either refused with the line, or contained in the image; the canary never changes
       const ctx = makeContext('FROM scratch\nADD busybox-rootfs.tar /\nADD evil.tar /dest/\nRUN ls -la /dest > /listing\n');

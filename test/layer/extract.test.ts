@@ -15,6 +15,7 @@ import { decompressedStream } from '../../src/layer/compression.js';
 import { LayerExtractError, extractLayer } from '../../src/layer/extract.js';
 import { writeTar } from '../../src/layer/tar-write.js';
 import type { LayerEntry } from '../../src/layer/entry.js';
+import { writeMemberTar, type TarMember } from '../helpers.js';
 
 const CAP = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
@@ -211,18 +212,6 @@ with tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT) as tf:
 
 describe('extractLayer against tar-slip', () => {
   // tmp/box/{dest,canary}; anything outside dest must stay exactly as it was.
-  type Member = { name: string; type?: 'file' | 'dir' | 'symlink' | 'hardlink'; linkname?: string; data?: string };
-  const WRITE = `
-import tarfile, io, sys, json
-with tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT) as tf:
-    for m in json.loads(sys.argv[2]):
-        t = tarfile.TarInfo(m['name'])
-        t.type = {'file': tarfile.REGTYPE, 'dir': tarfile.DIRTYPE, 'symlink': tarfile.SYMTYPE, 'hardlink': tarfile.LNKTYPE}[m.get('type', 'file')]
-        t.linkname = m.get('linkname', '')
-        data = m.get('data', '').encode()
-        t.size = len(data) if t.type == tarfile.REGTYPE else 0
-        tf.addfile(t, io.BytesIO(data))
-`;
 
   function outsideDest(box: string, dest: string) {
     const all = snapshot(path.dirname(box), false);
@@ -230,7 +219,7 @@ with tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT) as tf:
     return Object.fromEntries(Object.entries(all.nodes).filter(([p]) => p !== destRel && !p.startsWith(`${destRel}/`)));
   }
 
-  async function attempt(members: (canary: string) => Member[]): Promise<{ error: unknown; dest: string }> {
+  async function attempt(members: (canary: string) => TarMember[]): Promise<{ error: unknown; dest: string }> {
     const box = path.join(tmp, 'box');
     const dest = path.join(box, 'dest');
     const canary = path.join(box, 'canary');
@@ -240,7 +229,7 @@ with tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT) as tf:
     writeFileSync(path.join(canary, 'file'), 'canary');
     utimesSync(path.join(canary, 'file'), 1000, 1000);
     const tarFile = path.join(tmp, 'evil.tar');
-    execFileSync('python3', ['-c', WRITE, tarFile, JSON.stringify(members(canary))]);
+    writeMemberTar(tarFile, members(canary));
     const before = outsideDest(box, dest);
     const error = await extractLayer((await decompressedStream(tarFile)).stream, dest).then(() => undefined, (e: unknown) => e);
     expect(outsideDest(box, dest)).toEqual(before);
@@ -248,7 +237,7 @@ with tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT) as tf:
     return { error, dest };
   }
 
-  const cases: [string, (canary: string) => Member[], RegExp][] = [
+  const cases: [string, (canary: string) => TarMember[], RegExp][] = [
     ['../x', () => [{ name: '../x', data: 'evil' }], /'\.\.\/x' contains '\.\.'/],
     ['a/../../x', () => [{ name: 'a/../../x', data: 'evil' }], /contains '\.\.'/],
     ['/../x', () => [{ name: '/../x', data: 'evil' }], /contains '\.\.'/],

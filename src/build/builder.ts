@@ -251,7 +251,9 @@ function withStepResult(state: StageState, step: PlannedStep, resolved: FsAction
  * has no prediction: its parent layer does not exist yet.
  */
 export async function predictCache(opts: Omit<BuildOptions, 'progress'>): Promise<Map<PlannedStep, boolean>> {
-  const run: BuildRun = { opts: { ...opts, progress: () => {} }, cache: new StepCache(opts.store), built: new Map(), counter: { next: 0, total: 0 }, records: [] };
+  // Only what the store holds: predicting never pulls a base image.
+  const quiet = { ...opts, baseImages: { ...opts.baseImages, pull: 'never' as const }, progress: () => {} };
+  const run: BuildRun = { opts: quiet, cache: new StepCache(opts.store), built: new Map(), counter: { next: 0, total: 0 }, records: [] };
   const predicted = new Map<PlannedStep, boolean>();
   for (const stage of opts.plan.stages) {
     if (stageDependencies(stage).some((index) => !run.built.has(index))) continue;

@@ -9,6 +9,8 @@ import { BLOCK, TarFormatError, decodeHeaderBlock, isZeroBlock } from './tar.js'
 
 export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
+const IO_CHUNK = 1 << 20;
+
 export interface DecompressedFile {
   /** The uncompressed bytes from the start. Destroy it if not read to the end (it may own a child process). */
   stream: Readable;
@@ -46,11 +48,13 @@ async function sniffCompression(file: string): Promise<Compression> {
 function decompress(file: string, compression: Compression): Readable {
   switch (compression) {
     case 'none':
-      return createReadStream(file);
+      return createReadStream(file, { highWaterMark: IO_CHUNK });
     case 'gzip': {
-      const gunzip = createGunzip();
+      // 1 MiB chunks: with zlib's default 16 KiB every chunk is a round trip to the thread pool, and
+      // gunzip of a 200 MB tar took three times as long (1.5 s against 0.5 s).
+      const gunzip = createGunzip({ chunkSize: IO_CHUNK });
       // Errors reach the consumer through gunzip; pipeline also closes the file if gunzip is destroyed early.
-      pipeline(createReadStream(file), gunzip, () => {});
+      pipeline(createReadStream(file, { highWaterMark: IO_CHUNK }), gunzip, () => {});
       return gunzip;
     }
     case 'bzip2':

@@ -21,6 +21,9 @@ import { fsx } from '../native/index.js';
 import { readSources, type ListedSource, type SourceNode, type SourceStat, type SourceTree } from './context.js';
 import { fetchUrl, isUrl, type Download } from './fetch.js';
 
+/** Files up to this size are copied by one read and one write. */
+const SMALL_COPY = 1 << 20;
+
 export class CopyError extends Error {}
 
 /** A heredoc source: a file named `name` holding `content`. */
@@ -155,7 +158,9 @@ async function copyDirectory(writer: UpperWriter, req: CopyRequest, listed: List
           fs.linkSync(linked, abs);
           break;
         }
-        const bytes = contents.get(node.abs);
+        // Small files are read and written whole: copyFileSync costs two to three times more per file
+        // (a COPY of 100,000 small files spent most of its time there).
+        const bytes = contents.get(node.abs) ?? (node.stat.size <= SMALL_COPY ? fs.readFileSync(node.abs) : undefined);
         if (!bytes) {
           fs.copyFileSync(node.abs, abs);
           applyAttrs(abs, attrs);

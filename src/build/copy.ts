@@ -166,11 +166,14 @@ async function copyDirectory(writer: UpperWriter, req: CopyRequest, listed: List
           applyAttrs(abs, attrs);
           break;
         }
+        // a file is created root's: other owners (--chown, or kept from a --from source) are set,
+        // and the mode after them (a chown clears suid/sgid)
+        const owned = chown || attrs.uid !== 0 || attrs.gid !== 0;
         const fd = fs.openSync(abs, 'wx', attrs.mode);
         try {
           if (bytes.length > 0) fs.writeSync(fd, bytes);
-          if (chown) fs.fchownSync(fd, attrs.uid, attrs.gid);
-          if (chown || attrs.mode & umask || attrs.mode & 0o7000) fs.fchmodSync(fd, attrs.mode);
+          if (owned) fs.fchownSync(fd, attrs.uid, attrs.gid);
+          if (owned || attrs.mode & umask || attrs.mode & 0o7000) fs.fchmodSync(fd, attrs.mode);
           fs.futimesSync(fd, attrs.mtime!, attrs.mtime!);
         } finally {
           fs.closeSync(fd);

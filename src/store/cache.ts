@@ -52,24 +52,6 @@ export class StepCache {
   }
 
   private async write(record: CacheRecord, sync: boolean): Promise<void> {
-    await fs.mkdir(path.dirname(this.file(record.key)), { recursive: true });
     await writeAtomic(this.file(record.key), Buffer.from(`${JSON.stringify(record)}\n`), { sync });
-  }
-
-  /** Every record, for export and prune. */
-  async list(): Promise<CacheRecord[]> {
-    const dir = path.join(this.store.root, 'cache');
-    const names = await fs.readdir(dir).catch(() => [] as string[]);
-    const records: CacheRecord[] = [];
-    for (const name of names.sort()) {
-      if (!name.endsWith('.json') || !KEY.test(name.slice(0, -5))) continue;
-      const text = await fs.readFile(path.join(dir, name), 'utf8').catch(() => undefined);
-      try {
-        if (text) records.push(JSON.parse(text) as CacheRecord);
-      } catch {
-        // a record cut short cannot exist (atomic writes); anything unreadable is skipped
-      }
-    }
-    return records;
   }
 }

@@ -55,7 +55,7 @@ export class Store {
   /** Opens (creating if needed) the store and removes what dead strata processes left behind. */
   static async open(root: string): Promise<Store> {
     const abs = path.resolve(root);
-    for (const dir of ['blobs/sha256', 'layers', 'l', 'tags', 'tmp', 'leases']) {
+    for (const dir of ['blobs/sha256', 'layers', 'l', 'tags', 'tmp', 'leases', 'cache']) {
       await fs.mkdir(path.join(abs, dir), { recursive: true });
     }
     const store = new Store(abs);

@@ -171,7 +171,7 @@ describe('leases and prune', () => {
     const store = await Store.open(root);
     const layers = [];
     for (const i of [0, 1, 2]) layers.push(await storedLayer(store, { [`f${i}`]: randomBytes(100_000) }));
-    fs.mkdirSync(path.join(root, 'cache'));
+    fs.mkdirSync(path.join(root, 'cache'), { recursive: true }); // Store.open makes it
     const keys = layers.map((_, i) => String(i).repeat(64));
     layers.forEach((layer, i) => fs.writeFileSync(path.join(root, 'cache', `${keys[i]}.json`),
       JSON.stringify({ key: keys[i], lastUsed: new Date(Date.UTC(2026, 0, 1 + [2, 0, 1][i])).toISOString(), layer })));

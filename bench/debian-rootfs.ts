@@ -1,5 +1,6 @@
 // A build context shaped like `FROM scratch` + `ADD debian-rootfs.tar.gz /` + 3 RUNs, the rootfs being
-// ~200 MB of this Debian host's own /usr (its shared libraries first, then programs and data files).
+// ~200 MB of this Debian host's own /usr (its shared libraries first, then programs and data files),
+// archived in name order as Debian's own rootfs tarballs are.
 // Taken from the host rather than debootstrap: no network, seconds instead of minutes, and the same
 // machine's Debian 12 files that a bookworm base image holds. /etc gets only passwd and group (never
 // the host's secrets).
@@ -40,16 +41,32 @@ export async function makeDebianContext(dir: string): Promise<RootfsContext> {
   await writeFile(path.join(staging, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
   const selected = selectHostFiles();
   const listFile = path.join(dir, '.rootfs-files');
-  await writeFile(listFile, `${selected.paths.join('\n')}\n`);
+  await writeFile(listFile, sortedFileList([...selected.paths.map((p) => ({ p, from: '/.' })), ...STAGED.map((p) => ({ p, from: staging }))]));
   const tarGz = path.join(dir, 'debian-rootfs.tar.gz');
   const gzip = hasCommand('pigz') ? 'pigz' : 'gzip';
-  await timePipeline(`tar -cf - --no-recursion --owner=0 --group=0 --numeric-owner --mtime=@0 -C / -T "$1" -C "$3" etc etc/passwd etc/group tmp root | ${gzip} -n -6 > "$2"`,
-    listFile, tarGz, staging);
+  await timePipeline(`tar -cf - --no-recursion --owner=0 --group=0 --numeric-owner --mtime=@0 -T "$1" | ${gzip} -n -6 > "$2"`, listFile, tarGz);
   await rm(staging, { recursive: true });
   await rm(listFile);
   await writeFile(path.join(dir, 'Dockerfile'), DEBIAN_DOCKERFILE);
   const gzipBytes = lstatSync(tarGz).size;
   return { tarBytes: selected.bytes, gzipBytes, files: selected.paths.length };
+}
+
+const STAGED = ['etc', 'etc/passwd', 'etc/group', 'tmp', 'root'];
+
+/** A `tar -T` list in the order of `tar --sort=name` (debuerreotype makes Debian's rootfs tarballs
+ * so): depth first, siblings in byte order. GNU tar reads `-C DIR` lines in the list, which switch
+ * between the host's root and the staging directory (the root as `/.`: tar 1.34 refuses `-C /` there). */
+function sortedFileList(files: { p: string; from: string }[]): string {
+  const key = (p: string) => Buffer.from(p.replaceAll('/', '\0'));
+  files.sort((a, b) => Buffer.compare(key(a.p), key(b.p)));
+  const lines: string[] = [];
+  let from = '';
+  for (const file of files) {
+    if (file.from !== from) lines.push(`-C ${(from = file.from)}`);
+    lines.push(file.p);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /** Host paths (relative to /) in tar order: every parent directory before its children, the

@@ -106,7 +106,7 @@ export function expectOk(run: Run): void {
 }
 
 /** A member of a hand-made (possibly hostile) tar. */
-export type TarMember = { name: string; type?: 'file' | 'dir' | 'symlink' | 'hardlink'; linkname?: string; data?: string };
+export type TarMember = { name: string; type?: 'file' | 'dir' | 'symlink' | 'hardlink'; linkname?: string; data?: string; mtime?: number };
 
 /** Writes `members` to a tar with Python's tarfile: an independent writer that keeps hostile names
  * (`..`, absolute paths, links out) exactly as given. */
@@ -118,6 +118,7 @@ with tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT) as tf:
         t = tarfile.TarInfo(m['name'])
         t.type = {'file': tarfile.REGTYPE, 'dir': tarfile.DIRTYPE, 'symlink': tarfile.SYMTYPE, 'hardlink': tarfile.LNKTYPE}[m.get('type', 'file')]
         t.linkname = m.get('linkname', '')
+        t.mtime = m.get('mtime', 0)
         data = m.get('data', '').encode()
         t.size = len(data) if t.type == tarfile.REGTYPE else 0
         tf.addfile(t, io.BytesIO(data))

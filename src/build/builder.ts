@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { commitLayer } from '../layer/commit.js';
+import { EagerCommit } from '../layer/eager-commit.js';
 import { readUpperdir } from '../layer/diff.js';
 import { buildManifest, serializeManifest } from '../image/manifest.js';
 import * as mutate from '../image/mutate.js';
@@ -358,6 +359,18 @@ async function executeFsStep(
   const { opts, built } = run;
   const { store, progress } = opts;
   const stepDir = await store.makeTemp('step');
+  const blobFile = path.join(stepDir, 'layer.tar.gz');
+  let reported = Date.now();
+  const commitOptions = {
+    clampMtime: opts.epoch,
+    // at most one progress event a second: a layer of many GB shows that it moves
+    onTarBytes: (bytes: number) => {
+      if (Date.now() - reported < 1000) return;
+      reported = Date.now();
+      progress({ type: 'step-commit', step: number, bytes });
+    },
+  };
+  let eager: EagerCommit | undefined;
   try {
     const lowers = lowerDirs(store, state.layers);
     let upper: string;
@@ -386,6 +399,8 @@ async function executeFsStep(
         const dir = writer.resolve(resolved.path);
         if (writer.merged.lookup(dir)?.type !== 'dir') writer.mkdir(dir);
       } else {
+        // COPY and ADD compress while they write, when they write in the order of the layer's tar
+        eager = writer.watcher = new EagerCommit(upper, blobFile, commitOptions);
         const fromTree = resolved.from === undefined
           ? await buildContext(opts)
           : new LayeredTree(lowerDirs(store, await sourceLayers(opts, resolved.from, stage, built, step)));
@@ -407,22 +422,19 @@ async function executeFsStep(
         });
       }
     }
-    const blobFile = path.join(stepDir, 'layer.tar.gz');
-    let reported = Date.now();
-    const committed = await commitLayer(readUpperdir(upper, { clampMtime: opts.epoch }), blobFile, {
-      // at most one progress event a second: a layer of many GB shows that it moves
-      onTarBytes: (bytes) => {
-        if (Date.now() - reported < 1000) return;
-        reported = Date.now();
-        progress({ type: 'step-commit', step: number, bytes });
-      },
-    });
+    const committed = (await eager?.finish()) ?? (await commitLayer(readUpperdir(upper, { clampMtime: opts.epoch }), blobFile, commitOptions));
+    eager = undefined;
     if (committed.entries === 0) return undefined;
     const layer: LayerRecord = { digest: committed.digest, diffId: committed.diffId, size: committed.size, mediaType: MediaType.ociLayerGzip };
     await store.adoptBlob(blobFile, layer.digest);
     await store.addLayer(layer, upper, { mtimeClamp: opts.epoch });
     return layer;
   } finally {
+    if (eager) {
+      // the step failed while writing: stop compressing and drop the partial blob
+      eager.abandon();
+      await eager.finish();
+    }
     await fs.promises.rm(stepDir, { recursive: true, force: true });
   }
 }

@@ -142,10 +142,12 @@ async function copyDirectory(writer: UpperWriter, req: CopyRequest, listed: List
     if (!fresh) {
       await copyEntry(writer, req, node, to, links);
       if (node.type === 'dir') dirTimes.push([path.join(writer.upper, to), node.stat.mtimeMs / 1000]);
+      await writer.watcher?.turn();
       continue;
     }
     const abs = path.join(writer.upper, to);
     const attrs = attrsOf(node.stat, req);
+    writer.watcher?.changing(to);
     switch (node.type) {
       case 'dir':
         fs.mkdirSync(abs);
@@ -193,8 +195,10 @@ async function copyDirectory(writer: UpperWriter, req: CopyRequest, listed: List
         break;
       }
       default:
-        break; // sockets are not copied, as with Docker
+        continue; // sockets are not copied, as with Docker
     }
+    writer.watcher?.changed(to, node.type === 'dir' ? attrs.mtime : undefined);
+    await writer.watcher?.turn();
   }
   if (fresh) writer.merged.forget(target);
   for (let i = dirTimes.length - 1; i >= 0; i--) fs.utimesSync(dirTimes[i][0], dirTimes[i][1], dirTimes[i][1]);
@@ -242,7 +246,8 @@ async function copyEntry(writer: UpperWriter, req: CopyRequest, node: SourceNode
   }
 }
 
-/** ADD of a local archive: its entries are written under the destination directory. */
+/** ADD of a local archive: its entries are written under the destination directory. Directory
+ * mtimes are set once everything is written, as Docker does (creating entries changes them). */
 async function extractArchive(writer: UpperWriter, req: CopyRequest, file: string, destAbs: string): Promise<boolean> {
   const opened = await decompressedStream(file);
   if (!opened.isTar) {
@@ -251,6 +256,7 @@ async function extractArchive(writer: UpperWriter, req: CopyRequest, file: strin
   }
   const base = writer.resolve(destAbs);
   writer.mkdir(base);
+  const dirTimes: [string, number][] = [];
   for await (const { header, body } of readTar(opened.stream)) {
     const name = components(header.path);
     if (name.includes('..')) throw new CopyError(`archive ${path.basename(file)}: entry ${header.path} leads outside the destination`);
@@ -265,9 +271,11 @@ async function extractArchive(writer: UpperWriter, req: CopyRequest, file: strin
     switch (header.type) {
       case 'dir':
         writer.mkdir(rel, attrs);
+        dirTimes.push([path.join(writer.upper, rel), header.mtime]);
         break;
       case 'file':
         await writer.writeStream(rel, body, attrs);
+        await writer.watcher?.turn();
         continue;
       case 'symlink':
         writer.symlink(rel, header.linkname ?? '', attrs);
@@ -287,6 +295,10 @@ async function extractArchive(writer: UpperWriter, req: CopyRequest, file: strin
         break;
     }
     body.resume();
+    await writer.watcher?.turn();
   }
+  // lutimes, and only on what is still a directory: a later entry may have replaced it with a
+  // symlink, which must not be followed out of the upperdir
+  for (const [dir, mtime] of dirTimes) if (fs.lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) fs.lutimesSync(dir, mtime, mtime);
   return true;
 }

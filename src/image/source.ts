@@ -1,7 +1,7 @@
 // What transports read an image from: parsed manifest and config plus a file for every blob.
 
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
@@ -36,6 +36,12 @@ export async function readVerifiedBlob(path: string, digest: Digest, size?: numb
   return buf;
 }
 
+/** A blob file as a stream of 1 MiB chunks: the default 64 KiB makes a thread-pool round trip per
+ * chunk, which left an export of 84 MB mostly waiting (0.5 of its 0.8 s). */
+export function readBlobFile(path: string): ReadStream {
+  return createReadStream(path, { highWaterMark: 1 << 20 });
+}
+
 /**
  * The file holding a blob, checked to have the size and the digest its descriptor promises before
  * anything is written from it: a blob damaged on disk is never exported (sha256 reads at over
@@ -47,7 +53,7 @@ export async function sizedBlobFile(img: ImageSource, blob: { digest: Digest; si
   if (size !== blob.size) throw new Error(`blob ${blob.digest} (${path}) is ${size} bytes, its descriptor says ${blob.size}`);
   const { algorithm, hex } = parseDigest(blob.digest);
   const hash = createHash(algorithm);
-  await pipeline(createReadStream(path), hash);
+  await pipeline(readBlobFile(path), hash);
   if (hash.digest('hex') !== hex) throw new Error(`blob ${blob.digest} (${path}) does not match its digest: the file is damaged (strata fsck --repair)`);
   return path;
 }

@@ -1,7 +1,7 @@
 // An overlayfs upperdir (or any directory) as layer entries: the one place where overlay's view of
 // a change (whiteout devices, opaque xattrs) becomes the OCI view (.wh. files).
 
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fsx } from '../native/index.js';
 import { LayerEntry, OPAQUE_MARKER, WHITEOUT_PREFIX, isOverlayXattr } from './entry.js';
@@ -15,17 +15,10 @@ export interface ReadUpperdirOptions {
  * children, siblings in byte order of their names; a directory's opaque marker comes right after
  * it. Regular files carry `source`, never their content, so any size streams through. */
 export async function* readUpperdir(dir: string, opts: ReadUpperdirOptions = {}): AsyncGenerator<LayerEntry> {
-  const walk: Walk = { clampMtime: opts.clampMtime, firstLinks: new Map() };
-  yield* readDirectory(walk, path.resolve(dir), '');
+  yield* readDirectory(new UpperdirWalk(opts), path.resolve(dir), '');
 }
 
-interface Walk {
-  clampMtime: number | undefined;
-  /** dev:ino of multiply-linked files already emitted -> the path they were emitted under. */
-  firstLinks: Map<string, string>;
-}
-
-async function* readDirectory(walk: Walk, absDir: string, relDir: string): AsyncGenerator<LayerEntry> {
+function* readDirectory(walk: UpperdirWalk, absDir: string, relDir: string): Generator<LayerEntry> {
   // Synchronous metadata calls: a layer of 100,000 small files would otherwise wait on 100,000
   // promise round trips through the thread pool, each far slower than the lstat it carries.
   const names = readdirSync(absDir, { encoding: 'buffer' }).sort(Buffer.compare);
@@ -33,21 +26,43 @@ async function* readDirectory(walk: Walk, absDir: string, relDir: string): Async
     const name = decodeName(rawName, absDir);
     const abs = path.join(absDir, name);
     const rel = relDir === '' ? name : `${relDir}/${name}`;
+    const entries = walk.entriesOf(abs, rel);
+    yield* entries;
+    if (entries[0]?.type === 'dir') yield* readDirectory(walk, abs, rel);
+  }
+}
+
+/** How one path of an upperdir becomes layer entries, and what a walk carries from path to path. */
+export class UpperdirWalk {
+  /** inode of a non-directory already emitted -> the path it was emitted under (later links point there) */
+  private readonly firstLinks = new Map<bigint, string>();
+
+  /**
+   * @param rememberEveryInode remember every non-directory, not only those with several links: for a
+   *   caller that visits a file before its other links exist (a layer committed as it is written)
+   */
+  constructor(private readonly opts: ReadUpperdirOptions = {}, private readonly rememberEveryInode = false) {}
+
+  /** The entries for `abs`, known in the layer as `rel`: none for a socket; a `.wh.` marker for a
+   * whiteout; a directory and, when opaque, its opaque marker; else the one entry. `mtime` is the
+   * mtime the file will have once its writer sets it (directories get theirs after their children). */
+  entriesOf(abs: string, rel: string, mtime?: number): LayerEntry[] {
     const st = lstatSync(abs, { bigint: true });
-    const ownMtime = seconds(st.mtimeNs);
-    const mtime = clamp(ownMtime, walk.clampMtime);
+    const clampMtime = this.opts.clampMtime;
+    const slash = rel.lastIndexOf('/');
+    const name = rel.slice(slash + 1);
+    const relDir = slash < 0 ? '' : rel.slice(0, slash);
     // Markers are made by the build itself, so under a clamp they get exactly the clamp time.
-    const markerMtime = walk.clampMtime ?? ownMtime;
+    const markerMtime = clampMtime ?? seconds(st.mtimeNs);
 
     if (st.isCharacterDevice() && st.rdev === 0n) {
       // Overlay's whiteout. All whiteouts share one inode, so they are never hardlinks.
-      yield marker(relDir, WHITEOUT_PREFIX + name, 0o600, 0, 0, markerMtime);
-      continue;
+      return [marker(relDir, WHITEOUT_PREFIX + name, 0o600, 0, 0, markerMtime)];
     }
     if (name.startsWith(WHITEOUT_PREFIX)) {
       throw new Error(`${abs}: a file named '${WHITEOUT_PREFIX}*' cannot be stored in a layer (reserved for whiteouts)`);
     }
-    if (st.isSocket()) continue; // sockets cannot be archived; Docker skips them too
+    if (st.isSocket()) return []; // sockets cannot be archived; Docker skips them too
 
     const entry: LayerEntry = {
       path: rel,
@@ -56,20 +71,18 @@ async function* readDirectory(walk: Walk, absDir: string, relDir: string): Async
       uid: Number(st.uid),
       gid: Number(st.gid),
       size: 0,
-      mtime,
+      mtime: clamp(mtime ?? seconds(st.mtimeNs), clampMtime),
     };
     const xattrs = readXattrs(abs);
     if (xattrs.size > 0) entry.xattrs = xattrs;
 
     if (st.isDirectory()) {
       entry.type = 'dir';
-      yield entry;
-      if (isOpaque(abs)) yield marker(rel, OPAQUE_MARKER, entry.mode & 0o777, entry.uid, entry.gid, markerMtime);
-      yield* readDirectory(walk, abs, rel);
-      continue;
+      if (!isOpaque(abs)) return [entry];
+      return [entry, marker(rel, OPAQUE_MARKER, entry.mode & 0o777, entry.uid, entry.gid, markerMtime)];
     }
 
-    const firstLink = st.nlink > 1n ? linkTarget(walk, st, rel) : undefined;
+    const firstLink = st.nlink > 1n || this.rememberEveryInode ? this.linkTarget(st.ino, rel) : undefined;
     if (firstLink !== undefined) {
       entry.type = 'hardlink';
       entry.linkname = firstLink;
@@ -85,16 +98,16 @@ async function* readDirectory(walk: Walk, absDir: string, relDir: string): Async
     } else if (st.isFIFO()) {
       entry.type = 'fifo';
     }
-    yield entry;
+    return [entry];
   }
-}
 
-/** The path this inode was first emitted under, or undefined (and remember it) if this is the first. */
-function linkTarget(walk: Walk, st: BigIntStats, rel: string): string | undefined {
-  const key = `${st.dev}:${st.ino}`;
-  const first = walk.firstLinks.get(key);
-  if (first === undefined) walk.firstLinks.set(key, rel);
-  return first;
+  /** The path this inode was first emitted under, or undefined (and remember it) if this is the first.
+   * An upperdir is one filesystem, so the inode number alone names the file. */
+  private linkTarget(ino: bigint, rel: string): string | undefined {
+    const first = this.firstLinks.get(ino);
+    if (first === undefined) this.firstLinks.set(ino, rel);
+    return first;
+  }
 }
 
 function marker(relDir: string, name: string, mode: number, uid: number, gid: number, mtime: number): LayerEntry {

@@ -4,7 +4,7 @@
 // from its diff (gzip output depends only on the tar bytes), links re-made; what cannot be rebuilt
 // is removed (a corrupt blob is never used) and the tags and cache records that needed it with it.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { readBlobFile } from '../image/source.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -187,7 +187,7 @@ class Check {
 
   /** Unpacks a layer blob into `dest`; false for a compression strata does not read. */
   private async extractBlob(stored: StoredLayer, dest: string): Promise<boolean> {
-    const file = createReadStream(this.store.blobPath(stored.digest));
+    const file = readBlobFile(this.store.blobPath(stored.digest));
     let tar: Readable = file;
     if (/gzip$/.test(stored.mediaType)) {
       const gunzip = createGunzip();

@@ -5,7 +5,8 @@
 // recompressed: a build on top of it refers to the very same blobs.
 
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { readBlobFile } from '../image/source.js';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -154,7 +155,7 @@ async function copyBlob(store: Store, source: BlobSource, d: Descriptor, work: s
 }
 
 async function copyVerified(source: BlobSource, d: Descriptor, file: string, progress?: ProgressSink): Promise<void> {
-  const input = source.openBlob ? await source.openBlob(d) : createReadStream(source.blobPath!(d.digest));
+  const input = source.openBlob ? await source.openBlob(d) : readBlobFile(source.blobPath!(d.digest));
   const { algorithm, hex } = parseDigest(d.digest);
   const hash = createHash(algorithm);
   let bytes = 0;

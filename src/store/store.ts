@@ -13,7 +13,7 @@
 // filesystem, so a reader sees it whole or not at all, and a process killed at any point leaves only
 // its own tmp/ dir (or a `.tmp-<pid>-` file) behind, which the next Store.open removes.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { readBlobFile } from '../image/source.js';
 import fs from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
@@ -159,7 +159,7 @@ export class Store {
   async verifyBlob(digest: Digest): Promise<boolean> {
     const hash = createHash('sha256');
     try {
-      await pipeline(createReadStream(this.blobPath(digest)), hash);
+      await pipeline(readBlobFile(this.blobPath(digest)), hash);
     } catch {
       return false;
     }

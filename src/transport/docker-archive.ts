@@ -2,13 +2,12 @@
 // `docker-archive:`): manifest.json + repositories + `<config hex>.json` + one `<layer id>/` directory per
 // layer holding the UNCOMPRESSED `layer.tar`, `VERSION` and the legacy v1 `json`.
 
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline as pipelineCallback, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { digestOf, parseDigest, toJson } from '../image/manifest.js';
-import { sizedBlobFile, type ImageSource } from '../image/source.js';
+import { readBlobFile, sizedBlobFile, type ImageSource } from '../image/source.js';
 import type { Digest } from '../image/types.js';
 import { parseImageName } from '../image/names.js';
 import { writeTar, type TarEntry } from './tar-writer.js';
@@ -75,10 +74,10 @@ export async function writeDockerArchive(img: ImageSource, dest: string | Writab
  */
 async function uncompressedLayer(path: string, mediaType: string): Promise<{ size: number; open: () => Readable }> {
   if (mediaType.endsWith('.tar')) {
-    return { size: (await stat(path)).size, open: () => createReadStream(path) };
+    return { size: (await stat(path)).size, open: () => readBlobFile(path) };
   }
   if (mediaType.endsWith('+gzip') || mediaType.endsWith('.tar.gzip')) {
-    const gunzipped = () => pipelineCallback(createReadStream(path), createGunzip(), () => {});
+    const gunzipped = () => pipelineCallback(readBlobFile(path), createGunzip({ chunkSize: 1 << 20 }), () => {});
     let size = 0;
     await pipeline(gunzipped(), new Writable({ write: (chunk: Buffer, _enc, done) => { size += chunk.length; done(); } }));
     return { size, open: gunzipped };

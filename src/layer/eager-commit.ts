@@ -1,4 +1,4 @@
-// A layer committed while its upperdir is still being written (COPY, ADD). When the writer creates
+// A layer committed while its upperdir is still being written (ADD). When the writer creates
 // entries in the order a walk of the finished upperdir visits them (an archive made with
 // `tar --sort=name`, as Debian's rootfs tarballs are; a directory copied in walk order), each entry
 // enters the tar -> gzip pipeline as soon as it is final, and compression overlaps the writing

@@ -20,7 +20,7 @@ export interface Attrs {
 
 const OPAQUE = 'trusted.overlay.opaque';
 
-/** Told of every change to the upperdir, in order (COPY and ADD commit their layer as they write it:
+/** Told of every change to the upperdir, in order (ADD commits its layer as it writes it:
  * layer/eager-commit.ts). Paths are relative to the upperdir. */
 export interface UpperWatcher {
   /** `rel` is about to be created or changed */

@@ -201,7 +201,7 @@ async function copyDirectory(writer: UpperWriter, req: CopyRequest, listed: List
     await writer.watcher?.turn();
   }
   if (fresh) writer.merged.forget(target);
-  for (let i = dirTimes.length - 1; i >= 0; i--) fs.utimesSync(dirTimes[i][0], dirTimes[i][1], dirTimes[i][1]);
+  setDirTimes(dirTimes);
   if (existing?.type !== 'dir') {
     const mtime = match.node.stat.mtimeMs / 1000;
     fs.utimesSync(path.join(writer.upper, target), mtime, mtime);
@@ -297,8 +297,15 @@ async function extractArchive(writer: UpperWriter, req: CopyRequest, file: strin
     body.resume();
     await writer.watcher?.turn();
   }
-  // lutimes, and only on what is still a directory: a later entry may have replaced it with a
-  // symlink, which must not be followed out of the upperdir
-  for (const [dir, mtime] of dirTimes) if (fs.lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) fs.lutimesSync(dir, mtime, mtime);
+  setDirTimes(dirTimes);
   return true;
+}
+
+/** Directory mtimes, set once nothing more is created in them (setting a child's time leaves its
+ * parent's alone). lutimes, and only on what is still a directory: a later entry may have replaced
+ * one with a symlink, which must not be followed out of the upperdir. */
+function setDirTimes(dirTimes: [string, number][]): void {
+  for (const [dir, mtime] of dirTimes) {
+    if (fs.lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) fs.lutimesSync(dir, mtime, mtime);
+  }
 }
